@@ -1,0 +1,166 @@
+"""Fault routes and request recording shared by all four stand-ins.
+
+:func:`add_fault_routes` mounts, under a prefix (``""`` or ``"/v1"``), routes
+that never check authentication and misbehave on purpose:
+
+- ``ANY {prefix}/__fault/sleep?seconds=N``   sleep, then 200 ``{"slept": N}``
+- ``ANY {prefix}/__fault/html500``           500 text/html with a stack trace
+- ``ANY {prefix}/__fault/text/{status}``     text/plain ``upstream says <status>``
+- ``ANY {prefix}/__fault/truncated``         500 application/json ``{"status": "err``
+- ``ANY {prefix}/__fault/empty/{status}``    that status with an empty body
+- ``ANY {prefix}/__fault/echo``              200 JSON echo of the request
+- ``ANY {prefix}/__fault/big``               200, 5 MB of ``x`` streamed in chunks
+  (``?size=N`` changes the size, ``?declare_length=1`` sends Content-Length)
+
+:func:`recording_middleware` records every request except the inspection
+routes (``/__standin/...``) in the app's :class:`Recorder`; handlers reach the
+record through :func:`seen_of` and fill in ``auth_ok``, ``principal``...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.standins.recorder import RECORDER, Seen
+
+BIG_SIZE = 5 * 1024 * 1024
+CHUNK = 64 * 1024
+
+HTML_500 = """<!DOCTYPE html>
+<html><head><title>500 Internal Server Error</title></head>
+<body><h1>Server Error (500)</h1>
+<pre>Traceback (most recent call last):
+  File "/srv/app/handlers.py", line 212, in dispatch
+    return await handler(request)
+  File "/srv/app/models.py", line 87, in load
+    row = await self.db.fetch_one(query)
+  File "/srv/app/db.py", line 41, in fetch_one
+    raise ConnectionError("server closed the connection unexpectedly")
+ConnectionError: server closed the connection unexpectedly
+</pre></body></html>
+"""
+
+_SEEN = web.RequestKey("standin_seen", Seen)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def recording_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Record every non-inspection request; stamp ``answered`` when done."""
+    if request.path.startswith("/__standin/"):
+        return await handler(request)
+    body = await request.read()
+    seen = request.app[RECORDER].record(request, body)
+    request[_SEEN] = seen
+    try:
+        return await handler(request)
+    finally:
+        seen.answered = time.time()
+
+
+def seen_of(request: web.Request) -> Seen:
+    """The record of this request (a detached one if it was not recorded)."""
+    seen = request.get(_SEEN)
+    if isinstance(seen, Seen):
+        return seen
+    return Seen(request.method, request.path, request.query_string, {}, "", time.time())
+
+
+def html_500() -> web.Response:
+    return web.Response(status=500, text=HTML_500, content_type="text/html")
+
+
+def _status(request: web.Request) -> int:
+    try:
+        status = int(request.match_info["status"])
+    except ValueError:
+        raise web.HTTPBadRequest(text="status must be an integer") from None
+    if not 200 <= status <= 599:
+        raise web.HTTPBadRequest(text="status must be between 200 and 599")
+    return status
+
+
+async def _sleep(request: web.Request) -> web.Response:
+    raw = request.query.get("seconds", "0")
+    try:
+        seconds: float = int(raw)
+    except ValueError:
+        try:
+            seconds = float(raw)
+        except ValueError:
+            raise web.HTTPBadRequest(text="seconds must be a number") from None
+    await asyncio.sleep(max(0.0, seconds))
+    return web.json_response({"slept": seconds})
+
+
+async def _html500(request: web.Request) -> web.Response:
+    return html_500()
+
+
+async def _text(request: web.Request) -> web.Response:
+    status = _status(request)
+    return web.Response(status=status, text=f"upstream says {status}", content_type="text/plain")
+
+
+async def _truncated(request: web.Request) -> web.Response:
+    return web.Response(status=500, body=b'{"status": "err', content_type="application/json")
+
+
+async def _empty(request: web.Request) -> web.Response:
+    return web.Response(status=_status(request))
+
+
+async def _echo(request: web.Request) -> web.Response:
+    body = await request.read()
+    return web.json_response(
+        {
+            "method": request.method,
+            "path": request.path,
+            "raw_path": request.raw_path,
+            "query_string": request.query_string,
+            "headers": dict(request.headers),
+            "header_list": [[k, v] for k, v in request.headers.items()],
+            "body": body.decode("utf-8", "replace"),
+            "body_base64": base64.b64encode(body).decode("ascii"),
+        }
+    )
+
+
+async def _big(request: web.Request) -> web.StreamResponse:
+    try:
+        size = int(request.query.get("size", str(BIG_SIZE)))
+    except ValueError:
+        raise web.HTTPBadRequest(text="size must be an integer") from None
+    response = web.StreamResponse(status=200)
+    response.content_type = "application/octet-stream"
+    if request.query.get("declare_length") in ("1", "true"):
+        response.content_length = size
+    else:
+        response.enable_chunked_encoding()
+    await response.prepare(request)
+    chunk = b"x" * CHUNK
+    left = size
+    while left > 0:
+        part = chunk if left >= CHUNK else chunk[:left]
+        await response.write(part)
+        left -= len(part)
+    await response.write_eof()
+    return response
+
+
+def add_fault_routes(app: web.Application, prefix: str) -> None:
+    """Mount the ``/__fault/...`` routes under ``prefix`` (no auth checks)."""
+    base = f"{prefix.rstrip('/')}/__fault"
+    app.router.add_route("*", f"{base}/sleep", _sleep)
+    app.router.add_route("*", f"{base}/html500", _html500)
+    app.router.add_route("*", f"{base}/text/{{status}}", _text)
+    app.router.add_route("*", f"{base}/truncated", _truncated)
+    app.router.add_route("*", f"{base}/empty/{{status}}", _empty)
+    app.router.add_route("*", f"{base}/echo", _echo)
+    app.router.add_route("*", f"{base}/big", _big)
