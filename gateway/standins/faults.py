@@ -123,7 +123,7 @@ async def _echo(request: web.Request) -> web.Response:
             "method": request.method,
             "path": request.path,
             "raw_path": request.raw_path,
-            "query_string": request.query_string,
+            "query_string": request.rel_url.raw_query_string,
             "headers": dict(request.headers),
             "header_list": [[k, v] for k, v in request.headers.items()],
             "body": body.decode("utf-8", "replace"),

@@ -1,0 +1,227 @@
+"""Configuration: YAML plus ``${VAR}`` interpolation, validated once into frozen objects.
+
+``load_config`` is the one loader: ``gateway run`` and ``gateway check-config``
+both call it, so a config that passes the check is the config that runs.
+Every error is a :class:`ConfigError` whose message starts with the key path.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yarl import URL
+
+from gateway.config_reader import Secret, Section, environ, interpolate
+from gateway.errors import ConfigError
+from gateway.upstreams import REGISTRY
+
+DEFAULT_CONFIG = "config/gateway.yaml"
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
+class RatePolicy:
+    """One quota (contract §2). ``match`` is a glob on the upstream sub-path."""
+
+    name: str
+    match: str
+    methods: frozenset[str]
+    limit: int
+    period: float
+    burst: int
+    on_exceed: str  # "delay" | "reject"
+    max_delay: float
+    shadow: bool
+    scope: str  # "account" (the upstream account) | "user" (X-Gateway-User fairness)
+
+    def applies(self, method: str, subpath: str) -> bool:
+        if self.methods and method not in self.methods:
+            return False
+        return fnmatch.fnmatchcase(subpath, self.match)
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    name: str
+    base_url: str  # no trailing slash
+    connect_timeout: float
+    total_timeout: float
+    pool_size: int
+    max_body_bytes: int
+    auth: Any  # the upstream module's frozen auth settings
+    rate_limits: tuple[RatePolicy, ...]
+
+    @property
+    def host_url(self) -> str:
+        url = URL(self.base_url)
+        return str(url.origin())
+
+    @property
+    def base_path(self) -> str:
+        return URL(self.base_url).raw_path.rstrip("/")
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: Secret | None  # a Redis URL can carry a password
+    timeout: float
+    on_error: str  # "local" | "open" | "closed"
+    replicas: int
+    key_prefix: str
+    probe_interval: float
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    listen_host: str
+    listen_port: int
+    max_body_bytes: int
+    shutdown_grace: float
+    log_level: str
+    log_format: str  # "auto" | "json" | "console"
+    caller_tokens: tuple[Secret, ...]
+    redis: RedisConfig
+    upstreams: Mapping[str, UpstreamConfig]
+    token_store_key: Secret | None
+    public_url: str  # how callers and browsers reach the gateway (OAuth callbacks)
+
+
+def parse_listen(value: str, key: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{key}: expected host:port, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _rate_policy(section: Section, default_name: str) -> RatePolicy:
+    limit = section.integer("limit", minimum=1)
+    policy = RatePolicy(
+        name=section.text("name", default_name),
+        match=section.text("match", "*"),
+        methods=frozenset(m.upper() for m in section.seq("methods")),
+        limit=limit,
+        period=section.duration("period", 1.0),
+        burst=section.integer("burst", limit, minimum=1),
+        on_exceed=section.choice("on_exceed", ("delay", "reject"), "reject"),
+        max_delay=section.duration("max_delay", 10.0),
+        shadow=section.flag("shadow", False),
+        scope=section.choice("scope", ("account", "user"), "account"),
+    )
+    if policy.period <= 0:
+        raise ConfigError(f"{section.key('period')}: must be positive")
+    section.done()
+    return policy
+
+
+def _upstream(name: str, section: Section, default_body: int) -> UpstreamConfig:
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise ConfigError(f"{section.path}: unknown upstream (known: {', '.join(REGISTRY)})")
+    base_url = section.text("base_url").rstrip("/")
+    url = URL(base_url)
+    if url.scheme not in ("http", "https") or not url.host or url.query_string or url.fragment:
+        raise ConfigError(f"{section.key('base_url')}: expected an http(s) URL without query")
+    timeouts = section.section("timeouts")
+    connect = timeouts.duration("connect", 2.0)
+    total = timeouts.duration("total", 30.0)
+    timeouts.done()
+    if connect <= 0 or total <= 0:
+        raise ConfigError(f"{timeouts.path}: timeouts must be positive")
+    # No `rate_limits` key: the upstream's documented defaults. `rate_limits: []`: none.
+    limits = (
+        section.seq("rate_limits") if "rate_limits" in section.data else list(spec.default_limits)
+    )
+    policies = tuple(
+        _rate_policy(Section(item, f"{section.key('rate_limits')}[{i}]"), f"{name}_{i}")
+        for i, item in enumerate(limits)
+    )
+    names = [p.name for p in policies]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{section.key('rate_limits')}: policy names must be unique")
+    cfg = UpstreamConfig(
+        name=name,
+        base_url=base_url,
+        connect_timeout=connect,
+        total_timeout=total,
+        pool_size=section.integer("pool_size", 100, minimum=1),
+        max_body_bytes=section.integer("max_body_bytes", default_body, minimum=1),
+        auth=spec.parse_auth(section.section("auth")),
+        rate_limits=policies,
+    )
+    section.done()
+    return cfg
+
+
+def parse_config(data: Any, env: Mapping[str, str]) -> GatewayConfig:
+    root = Section(interpolate(data, env, ""), "")
+    listen_file = root.text("listen", DEFAULT_LISTEN)
+    listen_value = env.get("GATEWAY_LISTEN") or listen_file
+    host, port = parse_listen(listen_value, "listen")
+    max_body = root.integer("max_body_bytes", 10 * 1024 * 1024, minimum=1)
+
+    redis = root.section("redis")
+    redis_url = redis.optional_str("url")
+    redis_cfg = RedisConfig(
+        url=Secret(redis_url) if redis_url else None,
+        timeout=redis.duration("timeout", 0.05),
+        on_error=redis.choice("on_error", ("local", "open", "closed"), "local"),
+        replicas=redis.integer("replicas", 1, minimum=1),
+        key_prefix=redis.text("key_prefix", "gw"),
+        probe_interval=redis.duration("probe_interval", 1.0),
+    )
+    redis.done()
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("redis.url: expected a redis:// or rediss:// URL")
+
+    log = root.section("log")
+    log_level = log.choice("level", ("debug", "info", "warning", "error"), "info")
+    log_format = log.choice("format", ("auto", "json", "console"), "auto")
+    log.done()
+
+    callers = root.section("callers")
+    caller_tokens = tuple(Secret(str(t)) for t in callers.seq("tokens") if str(t))
+    callers.done()
+
+    upstreams_section = root.section("upstreams")
+    upstreams = {name: _upstream(name, sec, max_body) for name, sec in upstreams_section.items()}
+    if not upstreams:
+        raise ConfigError("upstreams: at least one upstream is required")
+
+    cfg = GatewayConfig(
+        listen_host=host,
+        listen_port=port,
+        max_body_bytes=max_body,
+        shutdown_grace=root.duration("shutdown_grace", 20.0),
+        log_level=log_level,
+        log_format=log_format,
+        caller_tokens=caller_tokens,
+        redis=redis_cfg,
+        upstreams=upstreams,
+        token_store_key=root.optional_secret("token_store_key"),
+        public_url=root.text("public_url", f"http://{host}:{port}").rstrip("/"),
+    )
+    root.done()
+    return cfg
+
+
+def load_config(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> GatewayConfig:
+    env = environ() if env is None else env
+    file = Path(path or env.get("GATEWAY_CONFIG") or DEFAULT_CONFIG)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError(f"config file {file}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {file}: invalid YAML{where}") from None
+    return parse_config(data, env)

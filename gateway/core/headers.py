@@ -1,0 +1,66 @@
+"""Which caller headers are forwarded upstream, and which reply headers come back.
+
+RFC 9110 §7.6.1: hop-by-hop fields (and any field named in ``Connection``) are
+for one connection only and are never forwarded. The caller's own credentials
+(``Authorization``, ``Cookie``, ``Proxy-*``) never leave the gateway, and the
+gateway-only ``X-Gateway-*`` headers are consumed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gateway.core.messages import Headers
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+CALLER_ONLY = frozenset({"authorization", "cookie", "host", "content-length", "expect"})
+
+
+def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
+    names: set[str] = set()
+    for key, value in headers:
+        if key.lower() == "connection":
+            names.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return names
+
+
+def forwardable_request_headers(headers: Iterable[tuple[str, str]]) -> Headers:
+    items = list(headers)
+    named = connection_tokens(items)
+    kept = []
+    for key, value in items:
+        lower = key.lower()
+        if (
+            lower in HOP_BY_HOP
+            or lower in CALLER_ONLY
+            or lower in named
+            or lower.startswith("proxy-")
+            or lower.startswith("x-gateway-")
+        ):
+            continue
+        kept.append((key, value))
+    return tuple(kept)
+
+
+# Reply headers the gateway sets itself or that describe the upstream connection.
+REPLY_DROP = frozenset({"set-cookie", "server", "date"})
+
+
+def forwardable_reply_headers(headers: Iterable[tuple[str, str]]) -> Headers:
+    items = list(headers)
+    named = connection_tokens(items)
+    return tuple(
+        (k, v)
+        for k, v in items
+        if k.lower() not in HOP_BY_HOP and k.lower() not in REPLY_DROP and k.lower() not in named
+    )

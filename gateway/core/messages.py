@@ -1,0 +1,87 @@
+"""Value types for what the gateway sends upstream and what comes back.
+
+They carry no sockets: the server layer turns an :class:`OutboundRequest` into
+an aiohttp call and the reply into an :class:`UpstreamReply`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+Headers = tuple[tuple[str, str], ...]
+
+
+def header_get(headers: Headers, name: str) -> str | None:
+    lname = name.lower()
+    for key, value in headers:
+        if key.lower() == lname:
+            return value
+    return None
+
+
+def header_all(headers: Headers, name: str) -> list[str]:
+    lname = name.lower()
+    return [value for key, value in headers if key.lower() == lname]
+
+
+def header_set(headers: Headers, name: str, value: str) -> Headers:
+    lname = name.lower()
+    return (*((k, v) for k, v in headers if k.lower() != lname), (name, value))
+
+
+def header_drop(headers: Headers, names: Iterable[str]) -> Headers:
+    drop = {n.lower() for n in names}
+    return tuple((k, v) for k, v in headers if k.lower() not in drop)
+
+
+@dataclass(frozen=True)
+class OutboundRequest:
+    """One HTTP request to an upstream.
+
+    ``path`` and ``query`` are already percent-encoded and are sent exactly as
+    they are (signing covers these bytes). ``body`` is ``None`` when the
+    caller's body is streamed through unread.
+    """
+
+    method: str
+    base_url: str
+    path: str
+    query: str = ""
+    headers: Headers = ()
+    body: bytes | None = None
+    streamed_body: bool = False  # True: the caller's body is streamed, body is None
+
+    @property
+    def url(self) -> str:
+        return self.base_url + self.path + (f"?{self.query}" if self.query else "")
+
+    def header(self, name: str) -> str | None:
+        return header_get(self.headers, name)
+
+    def with_header(self, name: str, value: str) -> OutboundRequest:
+        return replace(self, headers=header_set(self.headers, name, value))
+
+    @property
+    def content_type(self) -> str:
+        value = self.header("Content-Type") or ""
+        return value.split(";", 1)[0].strip().lower()
+
+
+@dataclass(frozen=True)
+class UpstreamReply:
+    """An upstream's answer. ``body`` is ``None`` when it was not read (streamed)."""
+
+    status: int
+    headers: Headers = ()
+    body: bytes | None = None
+    truncated: bool = False  # the body was longer than the bound and was cut
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        return header_get(self.headers, name)
+
+    @property
+    def content_type(self) -> str:
+        value = self.header("Content-Type") or ""
+        return value.split(";", 1)[0].strip().lower()

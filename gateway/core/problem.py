@@ -1,0 +1,110 @@
+"""The one error schema (contract §3): RFC 9457 problem details with stable codes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+PROBLEM_BASE = "https://gateway.dev/problems/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+# code -> (default status, title)
+CATALOGUE: dict[str, tuple[int, str]] = {
+    "invalid_request": (400, "Invalid request"),
+    "caller_unauthorized": (401, "Caller not authorized"),
+    "unknown_upstream": (404, "Unknown upstream"),
+    "payload_too_large": (413, "Payload too large"),
+    "validation_failed": (422, "Validation failed"),
+    "not_found": (404, "Not found"),
+    "forbidden": (403, "Forbidden"),
+    "method_not_allowed": (405, "Method not allowed"),
+    "conflict": (409, "Conflict"),
+    "rate_limited": (429, "Rate limited"),
+    "upstream_auth_failed": (502, "Upstream authentication failed"),
+    "upstream_error": (502, "Upstream error"),
+    "upstream_unavailable": (503, "Upstream unavailable"),
+    "upstream_timeout": (504, "Upstream timeout"),
+    "internal_error": (500, "Internal error"),
+}
+
+MAX_DETAIL = 300
+
+
+def bounded(text: str, limit: int = MAX_DETAIL) -> str:
+    """One line, at most ``limit`` characters: upstream text is never echoed unbounded."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class ValidationError:
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A problem before it is bound to a request (no ``instance``/``request_id`` yet)."""
+
+    code: str
+    detail: str
+    status: int | None = None  # None: the catalogue's default for the code
+    upstream: str | None = None
+    upstream_status: int | None = None
+    upstream_code: str | None = None
+    user_message: str | None = None
+    validation_errors: tuple[ValidationError, ...] = ()
+    warnings: tuple[str, ...] = ()
+    retry_after: float | None = None
+    source: str | None = None  # rate_limited only: "gateway" | "upstream"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.code not in CATALOGUE:
+            raise ValueError(f"unknown problem code {self.code!r}")
+
+    @property
+    def http_status(self) -> int:
+        return self.status if self.status is not None else CATALOGUE[self.code][0]
+
+    @property
+    def title(self) -> str:
+        return CATALOGUE[self.code][1]
+
+    def with_upstream(self, upstream: str | None) -> Problem:
+        return replace(self, upstream=upstream)
+
+    def to_dict(self, *, instance: str, request_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.code,
+            "title": self.title,
+            "status": self.http_status,
+            "detail": bounded(self.detail),
+            "instance": instance,
+            "code": self.code,
+            "request_id": request_id,
+            "upstream": self.upstream,
+            "upstream_status": self.upstream_status,
+        }
+        if self.upstream_code is not None:
+            body["upstream_code"] = self.upstream_code
+        if self.user_message is not None:
+            body["user_message"] = bounded(self.user_message)
+        if self.validation_errors:
+            body["validation_errors"] = [
+                {"field": v.field, "message": bounded(v.message)} for v in self.validation_errors
+            ]
+        if self.warnings:
+            body["warnings"] = [bounded(w) for w in self.warnings]
+        if self.retry_after is not None:
+            body["retry_after"] = self.retry_after
+        if self.source is not None:
+            body["source"] = self.source
+        body.update(self.extra)
+        return body
+
+    def to_json(self, *, instance: str, request_id: str) -> bytes:
+        return json.dumps(
+            self.to_dict(instance=instance, request_id=request_id), ensure_ascii=False
+        ).encode()

@@ -1,0 +1,110 @@
+"""``make run``: the four stand-ins and the gateway, wired together, on a fresh machine.
+
+Starts ``python -m gateway.standins`` on free ports, sets the contract's
+environment variables to them (contract §5), starts ``gateway run`` and prints
+curl lines to try. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+STANDIN_CREDENTIALS = {
+    "BIZZSTREAM_TOKEN": "standin-bizz-token",
+    "BIZZSTREAM_ENVIRONMENT_ID": "env-standin",
+    "BEESWAX_EMAIL": "ops@example.com",
+    "BEESWAX_PASSWORD": "standin-password",
+    "BUZZSTREAM_CONSUMER_KEY": "standin-consumer-key",
+    "BUZZSTREAM_CONSUMER_SECRET": "standin-consumer-secret",
+    "STREAMONE_AUTH_TYPE": "user",
+    "STREAMONE_ACTOR_ID": "user",
+    "STREAMONE_PSK": "psk",
+}
+
+
+def start_standins(
+    extra_args: list[str] | None = None,
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.standins", *(extra_args or [])],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError("the stand-ins did not start")
+    urls: dict[str, str] = json.loads(line)
+    return proc, urls
+
+
+def standin_env(urls: dict[str, str]) -> dict[str, str]:
+    env = dict(STANDIN_CREDENTIALS)
+    for name, url in urls.items():
+        env[f"{name.upper()}_URL"] = url
+    return env
+
+
+def wait_healthy(url: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the gateway did not answer {url}/healthz within {timeout:g}s")
+
+
+def main() -> int:
+    standins, urls = start_standins(
+        ["--bizzstream-port", "0", "--beeswax-port", "0", "--buzzstream-port", "0",
+         "--streamone-port", "0"]
+    )  # fmt: skip
+    env = {**os.environ, **{k: v for k, v in standin_env(urls).items() if k not in os.environ}}
+    listen = env.setdefault("GATEWAY_LISTEN", "127.0.0.1:8080")
+    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run"], env=env)
+    base = f"http://{listen}"
+    try:
+        wait_healthy(base)
+        print(
+            f"""
+The gateway listens on {base}, in front of local stand-ins of the four upstreams.
+Try:
+  curl -s '{base}/bizzstream/api/v1/documents?ddName=orders'
+  curl -s -X POST '{base}/bizzstream/api/v1/documents?ddName=orders' \\
+       -H 'Content-Type: application/json' -d '{{"number": 1}}'
+  curl -s '{base}/beeswax/rest/advertiser'
+  curl -s '{base}/buzzstream/websites?max_results=2'
+  curl -s -X POST '{base}/streamone/item/view' \\
+       -H 'Content-Type: application/json' -d '{{"id": "item1"}}'
+  curl -s '{base}/nowhere/x'            # an unknown upstream: a problem+json 404
+  curl -s '{base}/readyz'; curl -s '{base}/metrics' | head
+Ctrl-C stops everything.
+""",
+            flush=True,
+        )
+        gateway.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in (gateway, standins):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in (gateway, standins):
+            try:
+                proc.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The gateway's error hierarchy. Each class knows its problem code and HTTP status.
+
+::
+
+    GatewayError                      (internal_error, 500)
+    ├── InvalidRequest                (invalid_request, 400)
+    ├── CallerUnauthorized            (caller_unauthorized, 401)
+    ├── UnknownUpstream               (unknown_upstream, 404)
+    ├── PayloadTooLarge               (payload_too_large, 413)
+    ├── RateLimited                   (rate_limited, 429)
+    ├── UpstreamAuthFailed            (upstream_auth_failed, 502)
+    ├── UpstreamError                 (upstream_error, 502)
+    ├── UpstreamUnavailable           (upstream_unavailable, 503)
+    ├── UpstreamTimeout               (upstream_timeout, 504)
+    └── UpstreamProblem               (any code: a mapped upstream error reply)
+    ConfigError                       (not a request error: start-up fails)
+
+Foreign exceptions (aiohttp, redis) are translated into these in exactly one
+place per dependency (``server/client.py`` and ``server/limiter_redis.py``),
+with ``raise ... from exc``. Messages never carry a secret.
+"""
+
+from __future__ import annotations
+
+from gateway.core.problem import Problem
+
+
+class GatewayError(Exception):
+    code = "internal_error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        upstream: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.upstream = upstream
+        self.retry_after = retry_after
+
+    def to_problem(self) -> Problem:
+        return Problem(
+            code=self.code,
+            detail=self.detail,
+            upstream=self.upstream,
+            retry_after=self.retry_after,
+            source="gateway" if self.code == "rate_limited" else None,
+        )
+
+
+class InvalidRequest(GatewayError):
+    code = "invalid_request"
+
+
+class CallerUnauthorized(GatewayError):
+    code = "caller_unauthorized"
+
+
+class UnknownUpstream(GatewayError):
+    code = "unknown_upstream"
+
+
+class PayloadTooLarge(GatewayError):
+    code = "payload_too_large"
+
+
+class RateLimited(GatewayError):
+    code = "rate_limited"
+
+
+class UpstreamAuthFailed(GatewayError):
+    code = "upstream_auth_failed"
+
+
+class UpstreamError(GatewayError):
+    code = "upstream_error"
+
+
+class UpstreamUnavailable(GatewayError):
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(GatewayError):
+    code = "upstream_timeout"
+
+
+class UpstreamProblem(GatewayError):
+    """An upstream error reply, already mapped to a problem."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail, upstream=problem.upstream)
+        self.problem = problem
+        self.code = problem.code
+
+    def to_problem(self) -> Problem:
+        return self.problem
+
+
+class ConfigError(Exception):
+    """Invalid configuration. The message names the bad key or missing variable."""

@@ -1,0 +1,142 @@
+"""Every Prometheus metric the gateway exports, declared once.
+
+The families in contract §4 are all here, plus a few that operators need
+(overhead, cool-downs, circuit state, build info). Metrics are registered on an
+injected :class:`CollectorRegistry` so that tests can build many apps.
+
+Labels only take values from bounded sets: upstream names from config, HTTP
+methods, status codes, problem codes, policy names from config. Never a user id,
+a raw path or a request id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from gateway import __version__
+
+# Gateway overhead is sub-millisecond; upstream calls and rate-limit delays run
+# to tens of seconds.
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+DELAY_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """Bound the ``method`` label: unknown verbs collapse to ``OTHER``."""
+    return method if method in KNOWN_METHODS else "OTHER"
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    requests: Counter
+    request_duration: Histogram
+    upstream_duration: Histogram
+    overhead: Histogram
+    ratelimit_decisions: Counter
+    ratelimit_delay: Histogram
+    auth_renewals: Counter
+    inflight: Gauge
+    redis_errors: Counter
+    upstream_throttled: Counter
+    cooldowns: Counter
+    limiter_backend: Gauge
+    circuit_open: Gauge
+    build_info: Info
+
+
+def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
+    reg = registry if registry is not None else CollectorRegistry()
+    build = Info("gateway_build", "Gateway version.", registry=reg)
+    build.info({"version": __version__})
+    return Metrics(
+        registry=reg,
+        requests=Counter(
+            "gateway_requests_total",
+            "Requests answered by the gateway.",
+            ["upstream", "method", "status", "code"],
+            registry=reg,
+        ),
+        request_duration=Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request received to response headers sent, rate-limit delay included.",
+            ["upstream", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        ),
+        upstream_duration=Histogram(
+            "gateway_upstream_request_duration_seconds",
+            "Time of each HTTP exchange with an upstream (logins and renewals included).",
+            ["upstream"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        ),
+        overhead=Histogram(
+            "gateway_overhead_seconds",
+            "Gateway's own time per request: total minus upstream time minus rate-limit delay.",
+            ["upstream"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=reg,
+        ),
+        ratelimit_decisions=Counter(
+            "gateway_ratelimit_decisions_total",
+            "Rate-limit decisions per policy.",
+            ["upstream", "policy", "decision"],
+            registry=reg,
+        ),
+        ratelimit_delay=Histogram(
+            "gateway_ratelimit_delay_seconds",
+            "Time a call waited for its rate-limit slot.",
+            ["upstream"],
+            buckets=DELAY_BUCKETS,
+            registry=reg,
+        ),
+        auth_renewals=Counter(
+            "gateway_auth_renewals_total",
+            "Upstream logins, token renewals and session renewals.",
+            ["upstream", "result"],
+            registry=reg,
+        ),
+        inflight=Gauge(
+            "gateway_inflight_requests",
+            "Requests being handled, rate-limit waits included.",
+            ["upstream"],
+            registry=reg,
+        ),
+        redis_errors=Counter(
+            "gateway_redis_errors_total",
+            "Redis commands that failed or timed out.",
+            registry=reg,
+        ),
+        upstream_throttled=Counter(
+            "gateway_upstream_throttled_total",
+            "Upstream replies that refused a call for quota (HTTP 429, StreamOne status 8).",
+            ["upstream"],
+            registry=reg,
+        ),
+        cooldowns=Counter(
+            "gateway_upstream_cooldowns_total",
+            "Shared cool-downs put on an upstream account after upstream pushback.",
+            ["upstream"],
+            registry=reg,
+        ),
+        limiter_backend=Gauge(
+            "gateway_ratelimit_fallback_active",
+            "1 while the limiter runs on its Redis-error fallback instead of Redis.",
+            registry=reg,
+        ),
+        circuit_open=Gauge(
+            "gateway_circuit_open",
+            "1 while the circuit breaker for a dependency is open.",
+            ["dependency"],
+            registry=reg,
+        ),
+        build_info=build,
+    )

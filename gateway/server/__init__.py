@@ -1,0 +1,1 @@
+"""The aiohttp edge: the only code that touches sockets and Redis."""

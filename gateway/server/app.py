@@ -1,0 +1,82 @@
+"""The app factory. Every resource is created in a cleanup context, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.config import GatewayConfig
+from gateway.logs import get_logger, register_secrets
+from gateway.metrics import Metrics, create_metrics
+from gateway.server.client import UpstreamClient, make_session
+from gateway.server.health import add_health_routes
+from gateway.server.keys import CONFIG, METRICS, STATE
+from gateway.server.middlewares import MIDDLEWARES
+from gateway.server.proxy import handle_proxy
+from gateway.server.state import GatewayState
+from gateway.server.stores import create_store
+from gateway.upstreams import REGISTRY
+
+log = get_logger("gateway")
+
+
+def secret_values(config: GatewayConfig) -> list[str]:
+    """Every configured secret, so the log redactor masks it wherever it appears."""
+    from gateway.config_reader import Secret
+
+    found: list[str] = [t.reveal() for t in config.caller_tokens]
+    if config.token_store_key is not None:
+        found.append(config.token_store_key.reveal())
+    for upstream in config.upstreams.values():
+        for value in vars(upstream.auth).values():
+            if isinstance(value, Secret):
+                found.append(value.reveal())
+    return found
+
+
+async def _clients(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    for name, cfg in app[CONFIG].upstreams.items():
+        state.clients[name] = UpstreamClient(cfg, make_session(cfg), app[METRICS])
+        state.auths[name] = REGISTRY[name].build_auth(cfg.auth)
+    yield
+    for client in state.clients.values():
+        await client.session.close()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    state = app[STATE]
+    if config.redis.url is None:
+        log.warning(
+            "limits_in_memory", detail="REDIS_URL is unset: limits and state are per process"
+        )
+    else:
+        import redis.asyncio as aioredis
+
+        state.redis = aioredis.Redis.from_url(
+            config.redis.url.reveal(),
+            socket_timeout=config.redis.timeout,
+            socket_connect_timeout=config.redis.timeout,
+            retry_on_timeout=False,
+            health_check_interval=0,
+        )
+    state.store = create_store(config, state.redis)
+    yield
+    if state.redis is not None:
+        await state.redis.aclose()
+
+
+def create_app(config: GatewayConfig, metrics: Metrics | None = None) -> web.Application:
+    register_secrets(secret_values(config))
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=config.max_body_bytes)
+    app[CONFIG] = config
+    app[METRICS] = metrics if metrics is not None else create_metrics()
+    app[STATE] = GatewayState()
+    app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_clients)
+    add_health_routes(app)
+    app.router.add_route("*", "/{upstream}/{tail:.*}", handle_proxy)
+    app.router.add_route("*", "/{upstream}", handle_proxy)
+    return app

@@ -1,0 +1,130 @@
+"""HTTP client per upstream: explicit pool and timeouts, aiohttp errors translated here.
+
+This is the one place where aiohttp client exceptions become gateway errors
+(``raise ... from exc``). Replies are not decompressed: successful bodies go
+back to the caller byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from yarl import URL
+
+from gateway.config import UpstreamConfig
+from gateway.core.messages import OutboundRequest, UpstreamReply
+from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.metrics import Metrics
+
+BodySource = Callable[[], AsyncIterator[bytes]]
+
+
+def make_session(cfg: UpstreamConfig) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=cfg.pool_size,
+        limit_per_host=cfg.pool_size,
+        ttl_dns_cache=300,
+        keepalive_timeout=30,
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=cfg.total_timeout,
+        sock_connect=cfg.connect_timeout,
+        connect=cfg.connect_timeout,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),  # upstream cookies are kept by the auth, per tenant
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+        raise_for_status=False,
+    )
+
+
+def reply_head(resp: aiohttp.ClientResponse) -> UpstreamReply:
+    return UpstreamReply(status=resp.status, headers=tuple(resp.headers.items()))
+
+
+class UpstreamClient:
+    def __init__(self, cfg: UpstreamConfig, session: aiohttp.ClientSession, metrics: Metrics):
+        self.cfg = cfg
+        self.session = session
+        self.metrics = metrics
+
+    async def open(
+        self, request: OutboundRequest, body: BodySource | None = None
+    ) -> aiohttp.ClientResponse:
+        """Send a request and return the response with its body unread."""
+        data: object = request.body
+        if request.streamed_body and body is not None:
+            data = body()
+        started = time.perf_counter()
+        try:
+            resp = await self.session.request(
+                request.method,
+                URL(request.url, encoded=True),
+                headers=list(request.headers),
+                data=data,
+                allow_redirects=False,
+            )
+        except TimeoutError as exc:
+            raise UpstreamTimeout(
+                f"{self.cfg.name} did not answer within {self.cfg.total_timeout:g}s",
+                upstream=self.cfg.name,
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamUnavailable(
+                f"cannot connect to {self.cfg.name}", upstream=self.cfg.name
+            ) from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise UpstreamUnavailable(
+                f"{self.cfg.name} closed the connection", upstream=self.cfg.name
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(
+                f"{self.cfg.name} sent a reply the gateway cannot read", upstream=self.cfg.name
+            ) from exc
+        finally:
+            self.metrics.upstream_duration.labels(self.cfg.name).observe(
+                time.perf_counter() - started
+            )
+        return resp
+
+    async def read_bounded(self, resp: aiohttp.ClientResponse, limit: int) -> UpstreamReply:
+        """Read at most ``limit`` bytes of the body (error mapping reads a bounded prefix)."""
+        head = reply_head(resp)
+        chunks: list[bytes] = []
+        size = 0
+        truncated = False
+        try:
+            async for chunk in resp.content.iter_chunked(64 * 1024):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    truncated = True
+                    break
+        except TimeoutError as exc:
+            raise UpstreamTimeout(
+                f"{self.cfg.name} did not finish its reply in time", upstream=self.cfg.name
+            ) from exc
+        except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+            raise UpstreamError(
+                f"{self.cfg.name} broke off its reply", upstream=self.cfg.name
+            ) from exc
+        finally:
+            if truncated:
+                resp.close()
+            else:
+                resp.release()
+        body = b"".join(chunks)[:limit]
+        return UpstreamReply(
+            status=head.status, headers=head.headers, body=body, truncated=truncated
+        )
+
+    async def send(self, request: OutboundRequest) -> UpstreamReply:
+        """Send and read the whole (bounded) reply: for logins and token grants."""
+        resp = await self.open(request)
+        return await self.read_bounded(resp, 1024 * 1024)

@@ -1,0 +1,59 @@
+"""The auth driver loop: prepare, send, observe, and at most one renewal and replay.
+
+A replay happens only when the upstream provably rejected the first attempt
+(``auth.rejected``: a 401, ``token_expired``, StreamOne 282). Every other reply,
+and every transport error, is final: a POST is never sent twice otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from gateway.core.errormap import MAX_ERROR_BODY
+from gateway.core.messages import OutboundRequest, UpstreamReply
+from gateway.errors import UpstreamAuthFailed
+from gateway.server.client import UpstreamClient, reply_head
+from gateway.upstreams.base import CallContext, UpstreamAuth
+
+
+@dataclass
+class Exchange:
+    """The final reply: either read (``reply.body`` set) or open for streaming."""
+
+    reply: UpstreamReply
+    response: aiohttp.ClientResponse | None  # open, body unread, when streaming
+
+
+async def exchange(
+    client: UpstreamClient,
+    auth: UpstreamAuth,
+    request: OutboundRequest,
+    ctx: CallContext,
+    *,
+    read_body: Callable[[int], bool],
+    body: Callable[[], AsyncIterator[bytes]] | None = None,
+) -> Exchange:
+    for attempt in (1, 2):
+        prepared = await auth.prepare(request, ctx)
+        resp = await client.open(prepared, body)
+        head = reply_head(resp)
+        if auth.wants_body(head.status) or read_body(head.status):
+            reply = await client.read_bounded(resp, MAX_ERROR_BODY)
+            open_resp = None
+        else:
+            reply, open_resp = head, resp
+        auth.observe(reply, ctx)
+        if not auth.rejected(reply, ctx):
+            return Exchange(reply, open_resp)
+        if open_resp is not None:
+            open_resp.release()
+        if attempt == 2 or request.streamed_body:
+            break
+        await auth.renew(ctx)
+    raise UpstreamAuthFailed(
+        f"{ctx.upstream} rejected the gateway's credentials after one renewal",
+        upstream=ctx.upstream,
+    )

@@ -1,0 +1,50 @@
+"""Reserved operational endpoints: ``/healthz``, ``/readyz``, ``/metrics`` (contract §4)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.server.keys import METRICS, STATE
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    checks: dict[str, str] = {"config": "ok"}
+    ready = True
+    if state.shutting_down:
+        checks["shutdown"] = "in progress"
+        ready = False
+    if state.redis is not None:
+        try:
+            await asyncio.wait_for(state.redis.ping(), timeout=0.5)
+            checks["redis"] = "ok"
+        except Exception as exc:  # any failure means not ready; the reason is reported
+            checks["redis"] = f"unreachable ({type(exc).__name__})"
+            ready = False
+    else:
+        checks["redis"] = "not configured (limits are per process)"
+    fallback = state.extras.get("limiter_status")
+    if callable(fallback):
+        checks["limiter"] = str(fallback())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_health_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,13 @@
+"""Typed application keys for the objects the handlers share."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.config import GatewayConfig
+from gateway.metrics import Metrics
+from gateway.server.state import GatewayState
+
+CONFIG = web.AppKey("config", GatewayConfig)
+METRICS = web.AppKey("metrics", Metrics)
+STATE = web.AppKey("state", GatewayState)

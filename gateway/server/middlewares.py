@@ -1,0 +1,154 @@
+"""The middleware stack, written once in :data:`MIDDLEWARES` (outermost first).
+
+1. ``problem_middleware`` — outermost. Gives every request its id, turns every
+   exception into an RFC 9457 problem (an unexpected one becomes a 500 that
+   names only the request id; the traceback goes to the log), and records the
+   outcome: one canonical log line and the request metrics.
+2. ``caller_auth_middleware`` — checks the caller's own credential when
+   ``callers.tokens`` is configured. Health paths stay open.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.core.problem import PROBLEM_CONTENT_TYPE, Problem
+from gateway.errors import CallerUnauthorized, GatewayError, InvalidRequest
+from gateway.logs import get_logger
+from gateway.metrics import method_label
+from gateway.server.keys import CONFIG, METRICS
+from gateway.server.requestinfo import INFO, RequestInfo
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RESERVED = frozenset({"/healthz", "/readyz", "/metrics"})
+_TOKEN = re.compile(r"^[\x21-\x7e]{1,128}$")
+log = get_logger("gateway.access")
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-Id", "")
+    return given if _TOKEN.match(given) else uuid.uuid4().hex
+
+
+def problem_response(request: web.Request, problem: Problem) -> web.Response:
+    info = request[INFO]
+    body = problem.to_json(instance=request.path[:512], request_id=info.request_id)
+    resp = web.Response(status=problem.http_status, body=body, content_type=PROBLEM_CONTENT_TYPE)
+    if problem.retry_after is not None:
+        resp.headers["Retry-After"] = str(max(1, round(problem.retry_after + 0.499)))
+    for key, value in info.ratelimit_headers:
+        resp.headers[key] = value
+    return resp
+
+
+def _http_exception_problem(exc: web.HTTPException) -> Problem:
+    if exc.status == 405:
+        return Problem(code="method_not_allowed", detail="method not allowed on this path")
+    if exc.status == 404:
+        return Problem(code="unknown_upstream", detail="no such path on the gateway")
+    if exc.status == 413:
+        return Problem(code="payload_too_large", detail="request body is too large")
+    return Problem(code="invalid_request", detail=exc.reason or "bad request", status=exc.status)
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    info = RequestInfo(request_id=_request_id(request))
+    request[INFO] = info
+    code = "ok"
+    response: web.StreamResponse | None = None
+    try:
+        user = request.headers.get("X-Gateway-User")
+        if user is not None and not _TOKEN.match(user):
+            raise InvalidRequest("X-Gateway-User must be 1-128 printable characters")
+        info.user = user
+        response = await handler(request)
+    except GatewayError as exc:
+        if info.streaming:
+            raise
+        problem = exc.to_problem()
+        if problem.upstream is None and info.upstream is not None:
+            problem = problem.with_upstream(info.upstream)
+        code = problem.code
+        response = problem_response(request, problem)
+        if code in ("upstream_auth_failed", "internal_error"):
+            log.warning(
+                "upstream_problem", request_id=info.request_id, code=code, detail=problem.detail
+            )
+    except web.HTTPException as exc:
+        problem = _http_exception_problem(exc)
+        code = problem.code
+        response = problem_response(request, problem)
+    except Exception:
+        if info.streaming:
+            log.exception("stream_failed", request_id=info.request_id, upstream=info.upstream)
+            raise
+        log.exception("internal_error", request_id=info.request_id, upstream=info.upstream)
+        code = "internal_error"
+        response = problem_response(
+            request,
+            Problem(
+                code="internal_error",
+                detail=f"the gateway failed; see its log for request id {info.request_id}",
+                upstream=info.upstream,
+            ),
+        )
+    if not response.prepared:
+        response.headers["X-Request-Id"] = info.request_id
+        for key, value in info.ratelimit_headers:
+            response.headers.setdefault(key, value)
+    _record(request, info, response.status, code, time.perf_counter() - started)
+    return response
+
+
+def _record(
+    request: web.Request, info: RequestInfo, status: int, code: str, seconds: float
+) -> None:
+    if request.path in RESERVED:
+        return
+    metrics = request.app[METRICS]
+    upstream = info.upstream or "none"
+    method = method_label(request.method)
+    metrics.requests.labels(upstream, method, str(status), code).inc()
+    metrics.request_duration.labels(upstream, method).observe(seconds)
+    if info.upstream is not None:
+        overhead = max(0.0, seconds - info.upstream_seconds - info.ratelimit_delay)
+        metrics.overhead.labels(upstream).observe(overhead)
+    log.info(
+        "request",
+        request_id=info.request_id,
+        upstream=info.upstream,
+        method=request.method,
+        path=request.path[:512],
+        status=status,
+        code=code,
+        duration_ms=round(seconds * 1000, 3),
+        upstream_ms=round(info.upstream_seconds * 1000, 3),
+        ratelimit_delay_ms=round(info.ratelimit_delay * 1000, 3),
+        upstream_status=info.upstream_status,
+        user=info.user,
+    )
+
+
+@web.middleware
+async def caller_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    tokens = request.app[CONFIG].caller_tokens
+    if tokens and request.path not in RESERVED:
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        ok = scheme.lower() == "bearer" and any(
+            hmac.compare_digest(value.encode(), t.reveal().encode()) for t in tokens
+        )
+        if not ok:
+            raise CallerUnauthorized("a valid caller token is required (Authorization: Bearer)")
+    return await handler(request)
+
+
+MIDDLEWARES = (problem_middleware, caller_auth_middleware)

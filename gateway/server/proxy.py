@@ -1,0 +1,222 @@
+"""The proxy handler: route, quota, sign, send, map the answer (contract §1-§3)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.config import UpstreamConfig
+from gateway.core.headers import forwardable_reply_headers, forwardable_request_headers
+from gateway.core.messages import OutboundRequest, UpstreamReply
+from gateway.core.paths import UnsafePath, join_base, safe_subpath
+from gateway.errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    RateLimited,
+    UnknownUpstream,
+    UpstreamError,
+    UpstreamProblem,
+    UpstreamUnavailable,
+)
+from gateway.server.driver import exchange
+from gateway.server.keys import CONFIG, METRICS, STATE
+from gateway.server.requestinfo import INFO
+from gateway.upstreams import REGISTRY
+from gateway.upstreams.base import CallContext, UpstreamSpec
+
+STREAM_CHUNK = 64 * 1024
+
+
+def split_target(request: web.Request) -> tuple[str, str]:
+    """``/{upstream}/{rest}`` from the raw, still-encoded path."""
+    raw = request.raw_path.split("?", 1)[0]
+    _, _, rest = raw.partition("/")
+    name, _, sub = rest.partition("/")
+    return name, sub
+
+
+def _caller_body(request: web.Request, limit: int, name: str) -> AsyncIterator[bytes]:
+    async def gen() -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in request.content.iter_chunked(STREAM_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body is over {limit} bytes", upstream=name)
+            yield chunk
+
+    return gen()
+
+
+async def read_body(request: web.Request, limit: int, name: str) -> bytes:
+    chunks = []
+    async for chunk in _caller_body(request, limit, name):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def build_request(
+    request: web.Request, cfg: UpstreamConfig, spec: UpstreamSpec, sub: str
+) -> OutboundRequest:
+    try:
+        subpath = spec.map_path(safe_subpath(sub))
+    except UnsafePath as exc:
+        raise InvalidRequest(f"path refused: {exc}", upstream=cfg.name) from None
+    length = request.content_length
+    if length is not None and length > cfg.max_body_bytes:
+        raise PayloadTooLarge(f"request body is over {cfg.max_body_bytes} bytes", upstream=cfg.name)
+    headers = forwardable_request_headers(request.headers.items())
+    headers = (*headers, ("X-Request-Id", request[INFO].request_id))
+    has_body = request.body_exists
+    if has_body and length is not None:
+        headers = (*headers, ("Content-Length", str(length)))
+    return OutboundRequest(
+        method=request.method,
+        base_url=cfg.host_url,
+        path=join_base(cfg.base_path, subpath),
+        query=request.rel_url.raw_query_string,
+        headers=headers,
+        body=None if has_body else b"",
+        streamed_body=has_body,
+    )
+
+
+async def handle_proxy(request: web.Request) -> web.StreamResponse:
+    name, _ = split_target(request)
+    config = request.app[CONFIG]
+    state = request.app[STATE]
+    metrics = request.app[METRICS]
+    info = request[INFO]
+    cfg = config.upstreams.get(name)
+    spec = REGISTRY.get(name)
+    if cfg is None or spec is None:
+        raise UnknownUpstream(f"no upstream named {name[:64]!r}")
+    info.upstream = name
+    if state.shutting_down:
+        raise UpstreamUnavailable("the gateway is shutting down", upstream=name)
+    gauge = metrics.inflight.labels(name)
+    gauge.inc()
+    state.extras["inflight"] = state.extras.get("inflight", 0) + 1
+    try:
+        return await _proxy(request, name, cfg, spec)
+    finally:
+        gauge.dec()
+        state.extras["inflight"] -= 1
+
+
+async def _proxy(
+    request: web.Request, name: str, cfg: UpstreamConfig, spec: UpstreamSpec
+) -> web.StreamResponse:
+    state = request.app[STATE]
+    metrics = request.app[METRICS]
+    info = request[INFO]
+    outbound = await build_request(request, cfg, spec, split_target(request)[1])
+    auth = state.auths[name]
+    client = state.clients[name]
+    ctx = CallContext(upstream=name, user=info.user, store=state.store, send=client.send)
+
+    if outbound.streamed_body and auth.needs_body(outbound):
+        body = await read_body(request, cfg.max_body_bytes, name)
+        outbound = OutboundRequest(
+            method=outbound.method,
+            base_url=outbound.base_url,
+            path=outbound.path,
+            query=outbound.query,
+            headers=tuple((k, v) for k, v in outbound.headers if k.lower() != "content-length"),
+            body=body,
+        )
+
+    account = auth.account(ctx)
+    subpath = outbound.path[len(cfg.base_path) :] or "/"
+    policies = [p for p in cfg.rate_limits if p.applies(request.method, subpath)]
+    decision = await state.limiter.acquire(name, policies, account, info.user)
+    info.ratelimit_headers = decision.headers
+    if not decision.allowed:
+        if decision.unavailable:
+            raise UpstreamUnavailable(decision.detail or "rate limiter unavailable", upstream=name)
+        raise RateLimited(
+            decision.detail or "the gateway's quota for this upstream account is used up",
+            upstream=name,
+            retry_after=decision.retry_after,
+        )
+    if decision.delay > 0:
+        info.ratelimit_delay = decision.delay
+        try:
+            await asyncio.sleep(decision.delay)
+        except asyncio.CancelledError:
+            await state.limiter.release(name, decision)
+            raise
+
+    started = time.perf_counter()
+    try:
+        result = await exchange(
+            client,
+            auth,
+            outbound,
+            ctx,
+            read_body=lambda status: status >= 400 or spec.errors_in_200,
+            body=lambda: _caller_body(request, cfg.max_body_bytes, name),
+        )
+    finally:
+        info.upstream_seconds += time.perf_counter() - started
+    reply = result.reply
+
+    if reply.body is not None:
+        problem = spec.parse_error(reply) if reply.status >= 400 or spec.errors_in_200 else None
+        if problem is None and reply.status >= 400:
+            raise UpstreamError(f"{name} answered HTTP {reply.status}", upstream=name)
+        if problem is not None:
+            if problem.code == "rate_limited":
+                metrics.upstream_throttled.labels(name).inc()
+                await state.limiter.cooldown(name, account, problem.retry_after or 1.0)
+            info.upstream_status = reply.status
+            raise UpstreamProblem(problem.with_upstream(name))
+        return _buffered_response(reply, decision.headers, reply.body)
+
+    assert result.response is not None
+    return await _stream_response(request, result.response, reply, decision.headers)
+
+
+def _reply_headers(
+    reply: UpstreamReply, extra: tuple[tuple[str, str], ...]
+) -> list[tuple[str, str]]:
+    return [*forwardable_reply_headers(reply.headers), *extra]
+
+
+def _buffered_response(
+    reply: UpstreamReply, extra: tuple[tuple[str, str], ...], body: bytes
+) -> web.Response:
+    resp = web.Response(status=reply.status, body=body)
+    resp.headers.clear()
+    for key, value in _reply_headers(reply, extra):
+        if key.lower() != "content-length":
+            resp.headers.add(key, value)
+    return resp
+
+
+async def _stream_response(
+    request: web.Request,
+    upstream_resp: object,
+    reply: UpstreamReply,
+    extra: tuple[tuple[str, str], ...],
+) -> web.StreamResponse:
+    import aiohttp
+
+    assert isinstance(upstream_resp, aiohttp.ClientResponse)
+    resp = web.StreamResponse(status=reply.status)
+    for key, value in _reply_headers(reply, extra):
+        if key.lower() == "content-length":
+            resp.content_length = int(value)
+        else:
+            resp.headers.add(key, value)
+    request[INFO].streaming = True
+    try:
+        await resp.prepare(request)
+        async for chunk in upstream_resp.content.iter_chunked(STREAM_CHUNK):
+            await resp.write(chunk)
+        await resp.write_eof()
+    finally:
+        upstream_resp.release()
+    return resp

@@ -1,0 +1,24 @@
+"""Per-request facts gathered along the way, for the access log, metrics and headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.core.messages import Headers
+
+
+@dataclass
+class RequestInfo:
+    request_id: str
+    user: str | None = None
+    upstream: str | None = None
+    upstream_status: int | None = None
+    upstream_seconds: float = 0.0
+    ratelimit_delay: float = 0.0
+    ratelimit_headers: Headers = ()
+    streaming: bool = False  # response headers were sent: no problem body possible
+
+
+INFO = web.RequestKey("gateway_info", RequestInfo)

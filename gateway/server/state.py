@@ -1,0 +1,21 @@
+"""Runtime objects built at start-up (in cleanup contexts) and shared by handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.server.client import UpstreamClient
+from gateway.server.limiter import Limiter, NoLimiter
+from gateway.upstreams.base import KeyValueStore, UpstreamAuth
+
+
+@dataclass
+class GatewayState:
+    clients: dict[str, UpstreamClient] = field(default_factory=dict)
+    auths: dict[str, UpstreamAuth] = field(default_factory=dict)
+    limiter: Limiter = field(default_factory=NoLimiter)
+    store: KeyValueStore | None = None
+    redis: Any = None  # redis.asyncio.Redis when REDIS_URL is set
+    shutting_down: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)

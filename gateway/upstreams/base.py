@@ -1,0 +1,97 @@
+"""What one upstream module provides, and the auth interface the driver calls.
+
+An upstream module (``bizzstream.py``, ``beeswax.py``, ...) exposes an
+:class:`UpstreamSpec`: how to read its ``auth`` config, how to build its
+:class:`UpstreamAuth`, how to map its error replies, and its default quotas.
+
+The auth interface follows httpx's ``Auth.auth_flow`` in spirit, cut to what the
+driver loop in ``server/driver.py`` needs::
+
+    request = await auth.prepare(request, ctx)     # attach credentials / sign
+    reply = await send(request)
+    auth.observe(reply, ctx)                       # e.g. store every Set-Cookie
+    if auth.rejected(reply):                       # the upstream provably refused
+        await auth.renew(ctx, stale)               # single-flight login/renewal
+        request = await auth.prepare(original, ctx)  # signed again: fresh nonce
+        reply = await send(request)                # replayed once, never more
+
+I/O that an auth needs (a login call, a token grant) goes through the injected
+:class:`Sender`, so this package never imports aiohttp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.config_reader import Section
+from gateway.core.messages import OutboundRequest, UpstreamReply
+from gateway.core.problem import Problem
+
+Sender = Callable[[OutboundRequest], Awaitable[UpstreamReply]]
+
+
+class KeyValueStore(Protocol):
+    """Shared state (Redis when configured, memory otherwise), e.g. 3-legged tokens."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
+
+
+@dataclass
+class CallContext:
+    """Per-call facts an auth may use. ``account`` is filled in by ``prepare``."""
+
+    upstream: str
+    user: str | None  # X-Gateway-User, if sent
+    account: str = ""  # the upstream account whose credentials sign this call
+    send: Sender | None = None  # for logins and token grants
+    store: KeyValueStore | None = None
+    stale: Any = None  # what prepare() used, so renew() can tell if it is already renewed
+    renewed: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class UpstreamAuth(Protocol):
+    def needs_body(self, request: OutboundRequest) -> bool:
+        """True when prepare() must see the body (signing) or a replay may need it."""
+        ...
+
+    async def prepare(self, request: OutboundRequest, ctx: CallContext) -> OutboundRequest: ...
+
+    def observe(self, reply: UpstreamReply, ctx: CallContext) -> None: ...
+
+    def wants_body(self, status: int) -> bool:
+        """True when rejected() needs the reply body for this status."""
+        ...
+
+    def rejected(self, reply: UpstreamReply, ctx: CallContext) -> bool: ...
+
+    async def renew(self, ctx: CallContext) -> None: ...
+
+    def account(self, ctx: CallContext) -> str:
+        """The quota key: the upstream account whose credentials make this call."""
+        ...
+
+
+def same_path(sub: str) -> str:
+    return sub
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    name: str
+    # Reads upstreams.<name>.auth into frozen settings (raises ConfigError naming the key).
+    parse_auth: Callable[[Section], Any]
+    # Builds the runtime auth from those settings.
+    build_auth: Callable[[Any], UpstreamAuth]
+    # Maps an error reply to a problem; None means "not an error" (2xx pass-through).
+    parse_error: Callable[[UpstreamReply], Problem | None]
+    # True when errors hide inside HTTP 200 replies (the body must be read).
+    errors_in_200: bool = False
+    # Default rate-limit policies, as config mappings (see docs/ratelimits.md).
+    default_limits: tuple[Mapping[str, Any], ...] = ()
+    # Maps the caller's safe sub-path to the path below the base URL (StreamOne: /api).
+    map_path: Callable[[str], str] = same_path

@@ -1,0 +1,187 @@
+"""Real processes for end-to-end tests: redis-server, the stand-ins, gateways.
+
+Nothing is mocked: each helper starts a real process on a free loopback port
+and stops it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.devrun import standin_env, start_standins
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config" / "gateway.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+@dataclass
+class RedisServer:
+    url: str
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def start(self) -> None:
+        """(Re)start the throwaway server on the same port."""
+        self.proc = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_port(self.port)
+
+
+def start_redis() -> RedisServer:
+    port = free_port()
+    server = RedisServer(url=f"redis://127.0.0.1:{port}/0", port=port)
+    server.start()
+    return server
+
+
+@dataclass
+class Standins:
+    proc: subprocess.Popen[str]
+    urls: dict[str, str]
+
+    def admin(self, upstream: str, path: str, payload: Any = None) -> Any:
+        """Call a stand-in's inspection routes (``/__standin/...``)."""
+        base = self.urls[upstream].removesuffix("/v1")
+        data = None if payload is None else json.dumps(payload).encode()
+        req = urllib.request.Request(
+            base + path, data=data, method="POST" if data is not None or "reset" in path
+            or "expire" in path else "GET", headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def stats(self, upstream: str) -> dict[str, int]:
+        return dict(self.admin(upstream, "/__standin/stats"))
+
+    def seen(self, upstream: str) -> list[dict[str, Any]]:
+        return list(self.admin(upstream, "/__standin/requests"))
+
+    def reset(self) -> None:
+        for name in self.urls:
+            self.admin(name, "/__standin/reset", {})
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+
+
+def launch_standins(settings: dict[str, Any] | None = None) -> Standins:
+    args = [f"--{n}-port=0" for n in ("bizzstream", "beeswax", "buzzstream", "streamone")]
+    if settings:
+        args += ["--settings", json.dumps(settings)]
+    proc, urls = start_standins(args)
+    return Standins(proc, urls)
+
+
+@dataclass
+class Gateway:
+    proc: subprocess.Popen[str]
+    url: str
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def logs(self) -> str:
+        return self.log_path.read_text()
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.logs().splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(5)
+
+
+def gateway_env(standins: Standins, redis_url: str | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_URL") and k != "REDIS_URL"}
+    env.update(standin_env(standins.urls))
+    env["GATEWAY_LOG_FORMAT"] = "json"
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    env.update(extra)
+    return env
+
+
+def launch_gateway(
+    env: dict[str, str], config: Path | str = CONFIG, port: int | None = None
+) -> Gateway:
+    port = port or free_port()
+    env = {**env, "GATEWAY_LISTEN": f"127.0.0.1:{port}"}
+    log_file = Path(tempfile.mkstemp(prefix="gateway-", suffix=".log")[1])
+    with log_file.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", "--config", str(config)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+        )
+    gw = Gateway(proc, f"http://127.0.0.1:{port}", log_file, env)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited {proc.returncode}: {gw.logs()[-2000:]}")
+        try:
+            with urllib.request.urlopen(gw.url + "/healthz", timeout=1):
+                return gw
+        except OSError:
+            time.sleep(0.05)
+    gw.stop()
+    raise RuntimeError("gateway did not become healthy")
+
+
+@contextlib.contextmanager
+def running_gateway(env: dict[str, str], config: Path | str = CONFIG) -> Iterator[Gateway]:
+    gw = launch_gateway(env, config)
+    try:
+        yield gw
+    finally:
+        gw.stop()
