@@ -110,7 +110,7 @@ async def authenticate(request: web.Request) -> web.Response:
         ttl = float(s["remember_ttl"])
         token = _mint(st.remember, email, ttl)
         response.set_cookie(
-            f"{key}_buzz_remember", token, path="/", httponly=True, max_age=int(ttl)
+            f"{key}_buzz_remember", token, path="/", httponly=True, max_age=max(1, math.ceil(ttl))
         )
     return response
 
