@@ -93,36 +93,53 @@ class UpstreamClient:
             )
         return resp
 
-    async def read_bounded(self, resp: aiohttp.ClientResponse, limit: int) -> UpstreamReply:
-        """Read at most ``limit`` bytes of the body (error mapping reads a bounded prefix)."""
+    async def read_prefix(
+        self, resp: aiohttp.ClientResponse, limit: int
+    ) -> tuple[UpstreamReply, bool]:
+        """Read at most ``limit`` bytes of the body.
+
+        Returns the reply (``truncated`` set when more follows; ``body`` then
+        holds everything read so far, a little over ``limit``) and whether the
+        body is complete. A complete body releases the connection; an
+        incomplete one leaves ``resp`` open so the rest can be streamed on.
+        """
         head = reply_head(resp)
         chunks: list[bytes] = []
         size = 0
-        truncated = False
+        complete = True
         try:
-            async for chunk in resp.content.iter_chunked(64 * 1024):
+            while True:
+                chunk = await resp.content.read(64 * 1024)
+                if not chunk:
+                    break
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > limit:
-                    truncated = True
+                    complete = False
                     break
         except TimeoutError as exc:
+            resp.close()
             raise UpstreamTimeout(
                 f"{self.cfg.name} did not finish its reply in time", upstream=self.cfg.name
             ) from exc
         except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+            resp.close()
             raise UpstreamError(
                 f"{self.cfg.name} broke off its reply", upstream=self.cfg.name
             ) from exc
-        finally:
-            if truncated:
-                resp.close()
-            else:
-                resp.release()
-        body = b"".join(chunks)[:limit]
-        return UpstreamReply(
-            status=head.status, headers=head.headers, body=body, truncated=truncated
+        if complete:
+            resp.release()
+        reply = UpstreamReply(
+            status=head.status, headers=head.headers, body=b"".join(chunks), truncated=not complete
         )
+        return reply, complete
+
+    async def read_bounded(self, resp: aiohttp.ClientResponse, limit: int) -> UpstreamReply:
+        """Read at most ``limit`` bytes and close: for replies that are never passed on."""
+        reply, complete = await self.read_prefix(resp, limit)
+        if not complete:
+            resp.close()
+        return reply
 
     async def send(self, request: OutboundRequest) -> UpstreamReply:
         """Send and read the whole (bounded) reply: for logins and token grants."""

@@ -21,10 +21,18 @@ from gateway.upstreams.base import CallContext, UpstreamAuth
 
 @dataclass
 class Exchange:
-    """The final reply: either read (``reply.body`` set) or open for streaming."""
+    """The final reply.
+
+    - ``reply.body is None``: nothing read; ``response`` is open for streaming.
+    - ``reply.body`` set and ``response is None``: the whole body was read.
+    - ``reply.body`` set and ``response`` open: a prefix was read (``truncated``),
+      the rest is still to be streamed after it.
+
+    ``read_body(status)`` says how many bytes to read for inspection (0: none).
+    """
 
     reply: UpstreamReply
-    response: aiohttp.ClientResponse | None  # open, body unread, when streaming
+    response: aiohttp.ClientResponse | None
 
 
 async def exchange(
@@ -33,23 +41,26 @@ async def exchange(
     request: OutboundRequest,
     ctx: CallContext,
     *,
-    read_body: Callable[[int], bool],
+    read_body: Callable[[int], int],
     body: Callable[[], AsyncIterator[bytes]] | None = None,
 ) -> Exchange:
     for attempt in (1, 2):
         prepared = await auth.prepare(request, ctx)
         resp = await client.open(prepared, body)
         head = reply_head(resp)
-        if auth.wants_body(head.status) or read_body(head.status):
-            reply = await client.read_bounded(resp, MAX_ERROR_BODY)
-            open_resp = None
+        limit = read_body(head.status)
+        if auth.wants_body(head.status) and not limit:
+            limit = MAX_ERROR_BODY
+        if limit:
+            reply, complete = await client.read_prefix(resp, limit)
+            open_resp = None if complete else resp
         else:
             reply, open_resp = head, resp
         auth.observe(reply, ctx)
         if not auth.rejected(reply, ctx):
             return Exchange(reply, open_resp)
         if open_resp is not None:
-            open_resp.release()
+            open_resp.close()
         if attempt == 2 or request.streamed_body:
             break
         await auth.renew(ctx)

@@ -6,11 +6,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from gateway.config import UpstreamConfig
+from gateway.core.errormap import MAX_ERROR_BODY
 from gateway.core.headers import forwardable_reply_headers, forwardable_request_headers
-from gateway.core.messages import OutboundRequest, UpstreamReply
+from gateway.core.messages import Headers, OutboundRequest, UpstreamReply
 from gateway.core.paths import UnsafePath, join_base, safe_subpath
 from gateway.errors import (
     InvalidRequest,
@@ -28,6 +30,9 @@ from gateway.upstreams import REGISTRY
 from gateway.upstreams.base import CallContext, UpstreamSpec
 
 STREAM_CHUNK = 64 * 1024
+# Successful replies of upstreams that hide errors in 200 are read up to this
+# bound before being passed on; a longer body is streamed on unparsed.
+MAX_INSPECT_BODY = 4 * 1024 * 1024
 
 
 def split_target(request: web.Request) -> tuple[str, str]:
@@ -156,14 +161,15 @@ async def _proxy(
             auth,
             outbound,
             ctx,
-            read_body=lambda status: status >= 400 or spec.errors_in_200,
+            read_body=lambda status: inspect_limit(spec, status),
             body=lambda: _caller_body(request, cfg.max_body_bytes, name),
         )
     finally:
         info.upstream_seconds += time.perf_counter() - started
     reply = result.reply
+    info.upstream_status = reply.status
 
-    if reply.body is not None:
+    if reply.body is not None and not reply.truncated:
         problem = spec.parse_error(reply) if reply.status >= 400 or spec.errors_in_200 else None
         if problem is None and reply.status >= 400:
             raise UpstreamError(f"{name} answered HTTP {reply.status}", upstream=name)
@@ -171,23 +177,34 @@ async def _proxy(
             if problem.code == "rate_limited":
                 metrics.upstream_throttled.labels(name).inc()
                 await state.limiter.cooldown(name, account, problem.retry_after or 1.0)
-            info.upstream_status = reply.status
             raise UpstreamProblem(problem.with_upstream(name))
-        return _buffered_response(reply, decision.headers, reply.body)
-
+        extra = (*decision.headers, *spec.success_headers(reply))
+        return _buffered_response(reply, extra, reply.body)
+    if reply.status >= 400:
+        # An error body over the bound: mapped from the status alone.
+        if result.response is not None:
+            result.response.close()
+        raise UpstreamError(f"{name} answered HTTP {reply.status} (body too large)", upstream=name)
     assert result.response is not None
-    return await _stream_response(request, result.response, reply, decision.headers)
+    return await _stream_response(
+        request, result.response, reply, decision.headers, prefix=reply.body or b""
+    )
 
 
-def _reply_headers(
-    reply: UpstreamReply, extra: tuple[tuple[str, str], ...]
-) -> list[tuple[str, str]]:
+def inspect_limit(spec: UpstreamSpec, status: int) -> int:
+    """How much of a reply body to read before deciding: errors and hidden-error 200s."""
+    if status >= 400:
+        return MAX_ERROR_BODY
+    if spec.errors_in_200 and 200 <= status < 300:
+        return MAX_INSPECT_BODY
+    return 0
+
+
+def _reply_headers(reply: UpstreamReply, extra: Headers) -> list[tuple[str, str]]:
     return [*forwardable_reply_headers(reply.headers), *extra]
 
 
-def _buffered_response(
-    reply: UpstreamReply, extra: tuple[tuple[str, str], ...], body: bytes
-) -> web.Response:
+def _buffered_response(reply: UpstreamReply, extra: Headers, body: bytes) -> web.Response:
     resp = web.Response(status=reply.status, body=body)
     resp.headers.clear()
     for key, value in _reply_headers(reply, extra):
@@ -198,13 +215,11 @@ def _buffered_response(
 
 async def _stream_response(
     request: web.Request,
-    upstream_resp: object,
+    upstream_resp: aiohttp.ClientResponse,
     reply: UpstreamReply,
-    extra: tuple[tuple[str, str], ...],
+    extra: Headers,
+    prefix: bytes = b"",
 ) -> web.StreamResponse:
-    import aiohttp
-
-    assert isinstance(upstream_resp, aiohttp.ClientResponse)
     resp = web.StreamResponse(status=reply.status)
     for key, value in _reply_headers(reply, extra):
         if key.lower() == "content-length":
@@ -214,6 +229,8 @@ async def _stream_response(
     request[INFO].streaming = True
     try:
         await resp.prepare(request)
+        if prefix:
+            await resp.write(prefix)
         async for chunk in upstream_resp.content.iter_chunked(STREAM_CHUNK):
             await resp.write(chunk)
         await resp.write_eof()

@@ -91,6 +91,22 @@ def _message(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
 
 
+class Reply(Exception):
+    """Raised by a handler to answer at once with ``response``."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _refuse(status: int, message: str) -> Reply:
+    return Reply(_message(status, message))
+
+
+def _expand(request: web.Request) -> bool:
+    return request.query.get("expand", "").lower() in ("true", "1")
+
+
 async def admit(state: BuzzState, principal: str, rate: int, step: float) -> int:
     """Suspend until fewer than ``rate`` calls of ``principal`` were answered in the
     last second, in ``step``-second sleeps; return how many steps were slept."""
@@ -152,7 +168,10 @@ def signed(kind: str, handler: Handler) -> RawHandler:
         seen.extra["suspended_steps"] = steps
         if steps:
             recorder.count("suspensions")
-        return await handler(request, caller)
+        try:
+            return await handler(request, caller)
+        except Reply as reply:
+            return reply.response
 
     return wrapped
 
@@ -164,7 +183,7 @@ def _form(values: dict[str, str]) -> web.Response:
 async def request_token(request: web.Request, caller: Caller) -> web.StreamResponse:
     callback = caller.params.get("oauth_callback")
     if not callback:
-        return _message(400, "Missing OAuth parameter: oauth_callback")
+        raise _refuse(400, "Missing OAuth parameter: oauth_callback")
     token = request.app[STATE].tokens.new_request_token(caller.consumer, callback)
     return _form(
         {"oauth_token": token.token, "oauth_token_secret": token.secret}
@@ -201,49 +220,46 @@ async def access_token(request: web.Request, caller: Caller) -> web.StreamRespon
     return _form({"oauth_token": token.token, "oauth_token_secret": token.secret})
 
 
-async def _arguments(request: web.Request) -> dict[str, Any] | web.Response:
+async def _arguments(request: web.Request) -> dict[str, Any]:
+    """The fields of a create or update: a JSON object or a form-encoded body."""
     body = await request.read()
     if not body:
         return {}
     if request.content_type == "application/x-www-form-urlencoded":
         return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    if request.content_type == "application/json":
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            return _message(400, "Malformed JSON body")
-        return parsed if isinstance(parsed, dict) else _message(400, "Expected a JSON object")
-    return _message(400, f"Unsupported content type: {request.content_type}")
-
-
-def _int_query(request: web.Request, name: str, default: int) -> int | None:
+    if request.content_type != "application/json":
+        raise _refuse(400, f"Unsupported content type: {request.content_type}")
     try:
-        value = int(request.query.get(name, default))
+        parsed = json.loads(body)
     except ValueError:
-        return None
-    return value if value >= 0 else None
+        raise _refuse(400, "Malformed JSON body") from None
+    if not isinstance(parsed, dict):
+        raise _refuse(400, "Expected a JSON object")
+    return parsed
+
+
+def _int_query(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name, str(default))
+    if not raw.isdigit():
+        raise _refuse(400, f"{name} must be a non-negative integer")
+    return int(raw)
 
 
 async def collection(request: web.Request, caller: Caller) -> web.StreamResponse:
     resource = request.match_info["resource"]
     items = request.app[STATE].store.get(resource)
     if items is None:
-        return _message(404, "Not found")
+        raise _refuse(404, "Not found")
     if request.method == "POST":
         fields = await _arguments(request)
-        if isinstance(fields, web.Response):
-            return fields
         if resource == "websites" and not fields.get("url"):
-            return _message(400, "url is required")
+            raise _refuse(400, "url is required")
         ident = max(items, default=0) + 1
         items[ident] = {**fields, "id": ident, "uri": _uri(resource, ident)}
         return web.json_response(items[ident], status=201)
     offset, max_results = _int_query(request, "offset", 0), _int_query(request, "max_results", 50)
-    if offset is None or max_results is None:
-        return _message(400, "offset and max_results must be non-negative integers")
     page = [items[i] for i in sorted(items)][offset : offset + max_results]
-    expand = request.query.get("expand", "").lower() in ("true", "1")
-    listed = page if expand else [item["uri"] for item in page]
+    listed = page if _expand(request) else [item["uri"] for item in page]
     paginator = {"list": listed, "offset": offset, "max_results": max_results}
     return web.json_response(paginator | {"numResults": len(items)})
 
@@ -262,55 +278,46 @@ CANNED: dict[tuple[str, str], Callable[[], web.Response]] = {
 }
 
 
-def _lookup(request: web.Request) -> tuple[str, int] | web.Response:
+def _lookup(request: web.Request) -> tuple[str, int]:
     resource, raw_id = request.match_info["resource"], request.match_info["id"]
     if (resource, raw_id) in CANNED and request.method == "GET":
-        return CANNED[resource, raw_id]()
+        raise Reply(CANNED[resource, raw_id]())
     items = request.app[STATE].store.get(resource)
     if items is None or not raw_id.isdigit() or int(raw_id) not in items:
-        return _message(404, "Not found")
+        raise _refuse(404, "Not found")
     return resource, int(raw_id)
 
 
 async def member(request: web.Request, caller: Caller) -> web.StreamResponse:
-    found = _lookup(request)
-    if isinstance(found, web.Response):
-        return found
-    resource, ident = found
+    resource, ident = _lookup(request)
     items = request.app[STATE].store[resource]
     if request.method == "DELETE":
         del items[ident]
         return web.Response(status=204)
     if request.method == "PUT":
         fields = await _arguments(request)
-        if isinstance(fields, web.Response):
-            return fields
         items[ident] = {**items[ident], **fields, "id": ident, "uri": _uri(resource, ident)}
     return web.json_response(items[ident])
 
 
 async def sub_collection(request: web.Request, caller: Caller) -> web.StreamResponse:
-    found = _lookup(request)
-    if isinstance(found, web.Response):
-        return found
-    parent = _uri(*found)
+    parent = _uri(*_lookup(request))
     children = request.app[STATE].store.get(request.match_info["sub"])
     if children is None:
-        return _message(404, "Not found")
+        raise _refuse(404, "Not found")
     linked = [
         c
         for _, c in sorted(children.items())
         if any(v == parent or (isinstance(v, list) and parent in v) for v in c.values())
     ]
-    expand = request.query.get("expand", "").lower() in ("true", "1")
-    return web.json_response(linked if expand else [c["uri"] for c in linked])
+    return web.json_response(linked if _expand(request) else [c["uri"] for c in linked])
 
 
 async def user(request: web.Request, caller: Caller) -> web.StreamResponse:
     raw_id = request.match_info["id"]
     users = request.app[STATE].users
     if not raw_id.isdigit() or int(raw_id) not in users:
-        return _message(404, "Not found")
+        raise _refuse(404, "Not found")
     return web.json_response(users[int(raw_id)])
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.config_reader import Section
-from gateway.core.messages import OutboundRequest, UpstreamReply
+from gateway.core.messages import Headers, OutboundRequest, UpstreamReply
 from gateway.core.problem import Problem
 
 Sender = Callable[[OutboundRequest], Awaitable[UpstreamReply]]
@@ -80,6 +80,10 @@ def same_path(sub: str) -> str:
     return sub
 
 
+def no_headers(reply: UpstreamReply) -> Headers:
+    return ()
+
+
 @dataclass(frozen=True)
 class UpstreamSpec:
     name: str
@@ -95,3 +99,5 @@ class UpstreamSpec:
     default_limits: tuple[Mapping[str, Any], ...] = ()
     # Maps the caller's safe sub-path to the path below the base URL (StreamOne: /api).
     map_path: Callable[[str], str] = same_path
+    # Extra reply headers for a successful, read reply (Beeswax: Gateway-Partial-Failure).
+    success_headers: Callable[[UpstreamReply], Headers] = no_headers

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 from gateway.config_reader import Secret, Section
-from gateway.core.errormap import generic_problem, parse_json
+from gateway.core.errormap import parse_json
 from gateway.core.messages import OutboundRequest, UpstreamReply
-from gateway.core.problem import Problem
 from gateway.upstreams.base import CallContext, UpstreamSpec
+from gateway.upstreams.bizzstream_errors import parse_error
 
 NAME = "bizzstream"
 
@@ -71,21 +70,6 @@ class BearerEnvironmentAuth:
 
     def account(self, ctx: CallContext) -> str:
         return self.settings.environment_id
-
-
-def parse_error(reply: UpstreamReply) -> Problem | None:
-    if reply.status < 400:
-        return None
-    body = parse_json(reply.body)
-    if isinstance(body, dict) and body.get("status") == "error":
-        fields: dict[str, Any] = {}
-        if isinstance(body.get("error"), str):
-            fields["upstream_code"] = body["error"]
-        if isinstance(body.get("userDescription"), str):
-            fields["user_message"] = body["userDescription"]
-        detail = body.get("description") or body.get("message")
-        return generic_problem(NAME, reply, detail if isinstance(detail, str) else None, **fields)
-    return generic_problem(NAME, reply)
 
 
 SPEC = UpstreamSpec(

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.config_reader import Secret, Section
-from gateway.core.errormap import generic_problem
-from gateway.core.messages import UpstreamReply
-from gateway.core.problem import Problem
 from gateway.upstreams.base import UpstreamSpec
 from gateway.upstreams.passthrough import NoAuth
+from gateway.upstreams.streamone_errors import parse_error
 
 NAME = "streamone"
 
@@ -29,10 +27,6 @@ def parse_auth(section: Section) -> StreamOneAuthSettings:
     )
     section.done()
     return settings
-
-
-def parse_error(reply: UpstreamReply) -> Problem | None:
-    return generic_problem(NAME, reply) if reply.status >= 400 else None
 
 
 SPEC = UpstreamSpec(
