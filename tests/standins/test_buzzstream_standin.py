@@ -148,6 +148,16 @@ async def test_signed_get_with_query_is_accepted(client: Client) -> None:
     ]
 
 
+async def test_encoded_query_values_are_signed_decoded(client: Client) -> None:
+    path = "/v1/tags?name=a%20b%2Fc&plus=%2B1&accent=%C3%A9&empty="
+    assert (await signed(client, "GET", path))[0] == 200
+
+
+async def test_fault_routes_need_no_signature(client: Client) -> None:
+    async with client.get("/v1/__fault/text/503") as resp:
+        assert (resp.status, await resp.text()) == (503, "upstream says 503")
+
+
 async def test_signed_form_post_covers_the_body(client: Client) -> None:
     form = {"url": "https://new.example/a b", "name": "N&M"}
     status, body = await signed(client, "POST", "/v1/websites", form=form)
