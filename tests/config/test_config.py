@@ -1,0 +1,110 @@
+"""Config loading: one YAML file per invalid case, each error names the bad key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load_config
+from gateway.config_reader import Secret
+from gateway.devrun import STANDIN_CREDENTIALS
+from gateway.errors import ConfigError
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+INVALID = sorted((HERE / "invalid").glob("*.yaml"))
+SHIPPED = ROOT / "config" / "gateway.yaml"
+
+
+def shipped_env() -> dict[str, str]:
+    env = dict(STANDIN_CREDENTIALS)
+    for name in ("BIZZSTREAM", "BEESWAX", "BUZZSTREAM", "STREAMONE"):
+        env[f"{name}_URL"] = "http://127.0.0.1:9"
+    return env
+
+
+def expected_message(path: Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), path
+    return first.removeprefix("# expect: ")
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_config_names_the_key(path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    assert expected_message(path) in str(err.value)
+
+
+def test_there_is_one_file_per_case() -> None:
+    assert len(INVALID) >= 15
+
+
+def test_shipped_config_loads_with_the_contract_variables() -> None:
+    config = load_config(SHIPPED, env=shipped_env())
+    assert sorted(config.upstreams) == ["beeswax", "bizzstream", "buzzstream", "streamone"]
+    assert config.redis.url is None
+    assert config.listen_port == 8080
+    buzz = config.upstreams["buzzstream"]
+    assert [(p.name, p.limit, p.period, p.on_exceed) for p in buzz.rate_limits] == [
+        ("per_user", 5, 1.0, "delay")
+    ]
+
+
+@pytest.mark.parametrize("missing", ["BIZZSTREAM_TOKEN", "STREAMONE_PSK", "BEESWAX_URL"])
+def test_shipped_config_names_each_missing_variable(missing: str) -> None:
+    env = shipped_env()
+    del env[missing]
+    with pytest.raises(ConfigError, match=f"environment variable {missing} is not set"):
+        load_config(SHIPPED, env=env)
+
+
+def test_env_overrides_listen_and_redis() -> None:
+    env = {**shipped_env(), "GATEWAY_LISTEN": "0.0.0.0:9999", "REDIS_URL": "redis://r:6379/0"}
+    config = load_config(SHIPPED, env=env)
+    assert (config.listen_host, config.listen_port) == ("0.0.0.0", 9999)
+    assert config.redis.url is not None and config.redis.url.reveal() == "redis://r:6379/0"
+
+
+def test_secrets_are_masked_in_repr() -> None:
+    config = load_config(SHIPPED, env=shipped_env())
+    text = repr(config)
+    for secret in ("standin-bizz-token", "standin-password", "standin-consumer-secret"):
+        assert secret not in text
+    assert "Secret('***')" in text
+    assert repr(Secret("hunter2")) == "Secret('***')" and str(Secret("hunter2")) == "Secret('***')"
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+def test_check_config_cli_accepts_shipped_config() -> None:
+    result = run_cli("check-config", env=shipped_env())
+    assert result.returncode == 0, result.stderr
+    assert "config ok: 4 upstreams" in result.stdout
+
+
+def test_check_config_cli_names_the_bad_key() -> None:
+    result = run_cli("check-config", "--config", str(HERE / "invalid" / "bad_timeout.yaml"), env={})
+    assert result.returncode == 2
+    assert "upstreams.bizzstream.timeouts.connect" in result.stderr
+
+
+def test_check_config_cli_names_the_missing_variable_without_its_neighbours() -> None:
+    env = shipped_env()
+    del env["BUZZSTREAM_CONSUMER_SECRET"]
+    result = run_cli("check-config", env=env)
+    assert result.returncode == 2
+    assert "BUZZSTREAM_CONSUMER_SECRET" in result.stderr
+    assert "standin-bizz-token" not in result.stderr + result.stdout

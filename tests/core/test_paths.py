@@ -1,0 +1,60 @@
+"""Path safety (contract §1): hostile paths never leave the base path."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.core.paths import UnsafePath, join_base, safe_subpath
+
+HOSTILE = [
+    "..",
+    "../etc/passwd",
+    "api/../../admin",
+    "api/%2e%2e/admin",
+    "api/%2E%2E/admin",
+    "api/.%2e/admin",
+    "%2e%2e",
+    "api/./x",
+    "/evil.example.com/x",  # would make //evil.example.com
+    "api//x",
+    "user@evil.example.com/x",
+    "api%40evil.example.com",
+    "api\\..\\admin",
+    "api%5c..%5cadmin",
+    "http://evil.example.com/x",
+    "https:evil.example.com",
+    "api%2fadmin",
+    "api%2Fadmin",
+    "api%00",
+    "api/%zz",
+    "api/sp ace",
+    "api/\x01",
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE)
+def test_hostile_paths_are_refused(raw: str) -> None:
+    with pytest.raises(UnsafePath):
+        safe_subpath(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", "/"),
+        ("api/v1/documents", "/api/v1/documents"),
+        ("api/v1/documents/", "/api/v1/documents/"),
+        ("rest/advertiser/strict", "/rest/advertiser/strict"),
+        ("files/name%20with%20space.txt", "/files/name%20with%20space.txt"),
+        ("a/b.c/..d/e..", "/a/b.c/..d/e.."),
+        ("users/42:active", "/users/42:active"),
+    ],
+)
+def test_ordinary_paths_are_kept(raw: str, expected: str) -> None:
+    assert safe_subpath(raw) == expected
+
+
+def test_join_base_keeps_one_slash() -> None:
+    assert join_base("/v1", "/websites") == "/v1/websites"
+    assert join_base("/v1/", "/websites") == "/v1/websites"
+    assert join_base("", "/api/item/view") == "/api/item/view"
