@@ -23,7 +23,10 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-CALLER_ONLY = frozenset({"authorization", "cookie", "host", "content-length", "expect"})
+# x-request-id is re-added by the gateway itself (kept or made), exactly once.
+CALLER_ONLY = frozenset(
+    {"authorization", "cookie", "host", "content-length", "expect", "x-request-id"}
+)
 
 
 def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:

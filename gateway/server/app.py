@@ -12,7 +12,7 @@ from gateway.metrics import Metrics, create_metrics
 from gateway.server.client import UpstreamClient, make_session
 from gateway.server.health import add_health_routes
 from gateway.server.keys import CONFIG, METRICS, STATE
-from gateway.server.middlewares import MIDDLEWARES
+from gateway.server.middlewares import MIDDLEWARES, add_gateway_headers
 from gateway.server.proxy import handle_proxy
 from gateway.server.state import GatewayState
 from gateway.server.stores import create_store
@@ -74,6 +74,7 @@ def create_app(config: GatewayConfig, metrics: Metrics | None = None) -> web.App
     app[CONFIG] = config
     app[METRICS] = metrics if metrics is not None else create_metrics()
     app[STATE] = GatewayState()
+    app.on_response_prepare.append(add_gateway_headers)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_clients)
     add_health_routes(app)

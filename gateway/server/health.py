@@ -44,7 +44,13 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def _reserved(request: web.Request) -> web.Response:
+    raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
+
+
 def add_health_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    """Reserved paths: never proxied, whatever the method."""
+    for path, handler in (("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics)):
+        resource = app.router.add_resource(path)
+        resource.add_route("GET", handler)
+        resource.add_route("*", _reserved)

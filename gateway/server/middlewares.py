@@ -42,8 +42,6 @@ def problem_response(request: web.Request, problem: Problem) -> web.Response:
     resp = web.Response(status=problem.http_status, body=body, content_type=PROBLEM_CONTENT_TYPE)
     if problem.retry_after is not None:
         resp.headers["Retry-After"] = str(max(1, round(problem.retry_after + 0.499)))
-    for key, value in info.ratelimit_headers:
-        resp.headers[key] = value
     return resp
 
 
@@ -100,12 +98,19 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
                 upstream=info.upstream,
             ),
         )
-    if not response.prepared:
-        response.headers["X-Request-Id"] = info.request_id
-        for key, value in info.ratelimit_headers:
-            response.headers.setdefault(key, value)
     _record(request, info, response.status, code, time.perf_counter() - started)
     return response
+
+
+async def add_gateway_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every reply, streamed or not, carries the request id
+    and the RateLimit fields of the policy that applied."""
+    info = request.get(INFO)
+    if info is None:
+        return
+    response.headers["X-Request-Id"] = info.request_id
+    for key, value in info.ratelimit_headers:
+        response.headers.setdefault(key, value)
 
 
 def _record(

@@ -178,17 +178,14 @@ async def _proxy(
                 metrics.upstream_throttled.labels(name).inc()
                 await state.limiter.cooldown(name, account, problem.retry_after or 1.0)
             raise UpstreamProblem(problem.with_upstream(name))
-        extra = (*decision.headers, *spec.success_headers(reply))
-        return _buffered_response(reply, extra, reply.body)
+        return _buffered_response(reply, spec.success_headers(reply), reply.body)
     if reply.status >= 400:
         # An error body over the bound: mapped from the status alone.
         if result.response is not None:
             result.response.close()
         raise UpstreamError(f"{name} answered HTTP {reply.status} (body too large)", upstream=name)
     assert result.response is not None
-    return await _stream_response(
-        request, result.response, reply, decision.headers, prefix=reply.body or b""
-    )
+    return await _stream_response(request, result.response, reply, (), prefix=reply.body or b"")
 
 
 def inspect_limit(spec: UpstreamSpec, status: int) -> int:

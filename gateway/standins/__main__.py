@@ -70,7 +70,9 @@ async def serve(args: argparse.Namespace) -> None:
     urls: dict[str, str] = {}
     try:
         for name, (factory, _, suffix) in STANDINS.items():
-            runner = web.AppRunner(factory(args.settings.get(name)), access_log=None)
+            runner = web.AppRunner(
+                factory(args.settings.get(name)), access_log=None, shutdown_timeout=1.0
+            )
             runners.append(runner)
             await runner.setup()
             site = web.TCPSite(runner, args.host, getattr(args, f"{name}_port"))

@@ -20,6 +20,7 @@ def test_hop_by_hop_and_caller_credentials_are_dropped() -> None:
         ("Accept", "application/json"),
         ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
         ("X-Custom", "kept"),
+        ("X-Request-Id", "re-added-by-the-gateway"),
     ]
     kept = dict(forwardable_request_headers(headers))
     assert kept == {
