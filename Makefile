@@ -24,8 +24,8 @@ test: venv redis-server lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: venv
-	$(BIN)/ruff check gateway tests bench
-	$(BIN)/ruff format --check gateway tests bench
+	$(BIN)/ruff check gateway tests $(wildcard bench)
+	$(BIN)/ruff format --check gateway tests $(wildcard bench)
 	$(BIN)/mypy gateway
 
 # Tests start a throwaway redis-server on a free port unless REDIS_URL is set.
