@@ -1,59 +1,137 @@
-"""Command line: ``gateway run`` and ``gateway check-config`` (contract §5)."""
+"""Command line: ``gateway run``, ``gateway check-config`` (contract §5), ``gateway healthcheck``.
+
+``run`` serves until SIGTERM or SIGINT, then drains (see :func:`serve`).
+``healthcheck`` is what the container image's ``HEALTHCHECK`` runs: the slim
+image has no curl, so the gateway checks its own ``/healthz`` with urllib.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
+import urllib.request
+from collections.abc import Mapping
 
 from aiohttp import web
 
-from gateway.config import GatewayConfig, load_config
+from gateway.config import DEFAULT_LISTEN, GatewayConfig, load_config, parse_listen
 from gateway.errors import ConfigError
-from gateway.logs import configure_logging, get_logger
+from gateway.logs import configure_logging, get_logger, log_settings
 from gateway.server.app import create_app
-from gateway.server.keys import STATE
+from gateway.server.health import add_health_routes
+from gateway.server.keys import CONFIG, METRICS, STATE
 
 log = get_logger("gateway")
 
+# After the grace period, calls still running are cancelled; aiohttp waits this
+# long for the cancelled handlers to unwind before closing their connections.
+CANCEL_SECONDS = 1.0
+DRAIN_POLL_SECONDS = 0.05
 
-async def serve(config: GatewayConfig) -> None:
-    """Serve until SIGTERM/SIGINT, then drain.
 
-    On the signal, ``/readyz`` fails at once and new proxied calls are refused
-    with 503; calls in flight (rate-limit waits included) get up to
-    ``shutdown_grace`` seconds to finish; then the process exits 0.
+def ops_app(app: web.Application) -> web.Application:
+    """``/healthz``, ``/readyz`` and ``/metrics`` alone, sharing ``app``'s state.
+
+    Served on ``ops_listen`` (``GATEWAY_OPS_LISTEN``) so that a sidecar can keep
+    its proxy port on loopback, reachable only by the app in its pod, while the
+    kubelet probes and Prometheus reach this one on the pod address.
     """
-    app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, config.listen_host, config.listen_port, reuse_address=True)
-    await site.start()
-    log.info(
-        "started",
-        listen=f"{config.listen_host}:{config.listen_port}",
-        upstreams=sorted(config.upstreams),
-        redis="configured" if config.redis.url else "none (per-process limits)",
+    ops = web.Application()
+    ops[CONFIG] = app[CONFIG]
+    ops[METRICS] = app[METRICS]
+    ops[STATE] = app[STATE]
+    add_health_routes(ops)
+    return ops
+
+
+async def _start(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=CANCEL_SECONDS
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    state = app[STATE]
-    state.shutting_down = True
-    log.info("draining", grace_seconds=config.shutdown_grace)
-    deadline = loop.time() + config.shutdown_grace
-    while loop.time() < deadline and _inflight(app) > 0:  # noqa: ASYNC110 - polls a counter
-        await asyncio.sleep(0.05)
-    await runner.shutdown()
-    await runner.cleanup()
-    log.info("stopped")
+    await runner.setup()
+    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    return runner
 
 
 def _inflight(app: web.Application) -> int:
     return int(app[STATE].extras.get("inflight", 0))
+
+
+async def drain(app: web.Application, grace: float, force: asyncio.Event) -> bool:
+    """Wait until no proxied call is in flight, ``grace`` passes or ``force`` is set.
+
+    Calls waiting on a rate-limit delay count as in flight (the proxy counts a
+    call from routing to its last byte). Returns whether everything finished.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while _inflight(app) > 0 and loop.time() < deadline and not force.is_set():  # noqa: ASYNC110
+        await asyncio.sleep(DRAIN_POLL_SECONDS)
+    return _inflight(app) == 0
+
+
+async def serve(config: GatewayConfig) -> None:
+    """Serve until SIGTERM/SIGINT, then drain and return (the process exits 0).
+
+    On the first signal ``/readyz`` answers 503 at once, so the load balancer or
+    kubelet stops sending traffic. The listener stays open: a late proxied call
+    gets a 503 ``upstream_unavailable`` problem rather than a refused
+    connection. Calls in flight, rate-limit waits included, get up to
+    ``shutdown_grace`` seconds to finish; whatever still runs then is
+    cancelled. A second signal ends the grace period early.
+    """
+    app = create_app(config)
+    runners = [await _start(app, config.listen_host, config.listen_port)]
+    if config.ops_listen is not None:
+        runners.append(await _start(ops_app(app), *config.ops_listen))
+    log.info(
+        "started",
+        listen=f"{config.listen_host}:{config.listen_port}",
+        ops_listen=None if config.ops_listen is None else "{}:{}".format(*config.ops_listen),
+        upstreams=sorted(config.upstreams),
+        redis="configured" if config.redis.url else "none (per-process limits)",
+    )
+    stop = asyncio.Event()
+    force = asyncio.Event()
+
+    def on_signal() -> None:
+        (force if stop.is_set() else stop).set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    await stop.wait()
+    app[STATE].shutting_down = True
+    log.info("draining", grace_seconds=config.shutdown_grace, inflight=_inflight(app))
+    if not await drain(app, config.shutdown_grace, force):
+        log.warning("drain_incomplete", cancelled=_inflight(app))
+    for runner in runners:  # the proxy first: the ops port answers 503 until the end
+        await runner.cleanup()
+    log.info("stopped")
+
+
+def health_url(env: Mapping[str, str]) -> str:
+    """``/healthz`` on the ops listener if set, else on the main one, seen from inside."""
+    listen = env.get("GATEWAY_OPS_LISTEN") or env.get("GATEWAY_LISTEN") or DEFAULT_LISTEN
+    host, port = parse_listen(listen, "GATEWAY_LISTEN")
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/healthz"
+
+
+def healthcheck(url: str) -> int:
+    """0 when ``url`` answers 200 within 3 s, else 1 with the reason on stderr."""
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            if resp.status == 200:
+                return 0
+            print(f"unhealthy: {url} answered {resp.status}", file=sys.stderr)
+    except (OSError, ValueError) as exc:
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,10 +142,19 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.yaml)"
         )
+    hc = sub.add_parser("healthcheck", help="exit 0 when the local gateway answers /healthz")
+    hc.add_argument("--url", help="default: from GATEWAY_OPS_LISTEN or GATEWAY_LISTEN")
     args = parser.parse_args(argv)
+    if args.command == "healthcheck":
+        try:
+            return healthcheck(args.url or health_url(os.environ))
+        except ConfigError as exc:
+            print(f"unhealthy: {exc}", file=sys.stderr)
+            return 1
     try:
         config = load_config(args.config)
-    except ConfigError as exc:
+        level, fmt = log_settings(config.log_level, config.log_format, os.environ)
+    except (ConfigError, ValueError) as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
@@ -75,14 +162,11 @@ def main(argv: list[str] | None = None) -> int:
             f"config ok: {len(config.upstreams)} upstreams ({', '.join(sorted(config.upstreams))})"
         )
         return 0
-    configure_logging(config.log_level, config.log_format)
+    configure_logging(level, fmt)
     try:
         asyncio.run(serve(config))
     except OSError as exc:
-        print(
-            f"cannot listen on {config.listen_host}:{config.listen_port}: {exc.strerror}",
-            file=sys.stderr,
-        )
+        print(f"cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 

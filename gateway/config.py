@@ -89,6 +89,8 @@ class GatewayConfig:
     upstreams: Mapping[str, UpstreamConfig]
     token_store_key: Secret | None
     public_url: str  # how callers and browsers reach the gateway (OAuth callbacks)
+    # A second listener serving only /healthz, /readyz and /metrics (GATEWAY_OPS_LISTEN).
+    ops_listen: tuple[str, int] | None = None
 
 
 def parse_listen(value: str, key: str) -> tuple[str, int]:
@@ -162,6 +164,9 @@ def parse_config(data: Any, env: Mapping[str, str]) -> GatewayConfig:
     listen_file = root.text("listen", DEFAULT_LISTEN)
     listen_value = env.get("GATEWAY_LISTEN") or listen_file
     host, port = parse_listen(listen_value, "listen")
+    ops_file = root.optional_str("ops_listen")
+    ops_value = env.get("GATEWAY_OPS_LISTEN") or ops_file
+    ops_listen = parse_listen(ops_value, "ops_listen") if ops_value else None
     max_body = root.integer("max_body_bytes", 10 * 1024 * 1024, minimum=1)
 
     redis = root.section("redis")
@@ -204,6 +209,7 @@ def parse_config(data: Any, env: Mapping[str, str]) -> GatewayConfig:
         upstreams=upstreams,
         token_store_key=root.optional_secret("token_store_key"),
         public_url=root.text("public_url", f"http://{host}:{port}").rstrip("/"),
+        ops_listen=ops_listen,
     )
     root.done()
     return cfg

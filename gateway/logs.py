@@ -4,6 +4,12 @@ The pipeline ends in :func:`redact_secrets`, so that no token, cookie,
 password, signature key or ``Authorization`` value reaches a log line even when
 a developer logs one by mistake. The request middleware emits one canonical
 line per request (contract §4).
+
+Level and format come from the config (``log.level``, ``log.format``); the
+environment variables ``GATEWAY_LOG_LEVEL`` and ``GATEWAY_LOG_FORMAT`` win over
+the file (:func:`log_settings`). Records of the standard ``logging`` module
+(aiohttp's own errors, for instance) go through the same processors, so they
+are JSON lines too and are redacted as well.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -65,26 +71,61 @@ def redact_secrets(
     return event_dict
 
 
+LEVELS = ("debug", "info", "warning", "error")
+FORMATS = ("auto", "json", "console")
+
+
+def log_settings(level: str, fmt: str, env: Mapping[str, str]) -> tuple[str, str]:
+    """The effective ``(level, format)``: ``GATEWAY_LOG_LEVEL``/``_FORMAT`` over the config.
+
+    Raises ``ValueError`` naming the variable when the environment holds a
+    value outside :data:`LEVELS` / :data:`FORMATS`.
+    """
+    level = env.get("GATEWAY_LOG_LEVEL", "").strip().lower() or level
+    fmt = env.get("GATEWAY_LOG_FORMAT", "").strip().lower() or fmt
+    if level not in LEVELS:
+        raise ValueError(f"GATEWAY_LOG_LEVEL: expected one of {', '.join(LEVELS)}, got {level!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"GATEWAY_LOG_FORMAT: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    return level, fmt
+
+
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+    """JSON lines (or console lines on a terminal) on stdout, at ``level`` and above."""
     use_console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
     )
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_secrets,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        processors=[*shared, structlog.processors.format_exc_info, redact_secrets, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=False,
     )
+    # The standard library's records (aiohttp, asyncio) take the same road.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact_secrets,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    # aiohttp's access log is replaced by the canonical request line.
+    logging.getLogger("aiohttp.access").disabled = True
 
 
 def get_logger(name: str = "gateway") -> Any:

@@ -11,6 +11,7 @@ a raw path or a request id.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -24,6 +25,9 @@ LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
 DELAY_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+DECISIONS = ("allowed", "delayed", "rejected")
+RENEWAL_RESULTS = ("ok", "error")
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -140,3 +144,30 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         build_info=build,
     )
+
+
+def prime_metrics(
+    metrics: Metrics,
+    upstreams: Mapping[str, Iterable[str]],
+    dependencies: Iterable[str] = (),
+) -> None:
+    """Create every labelled series the config makes possible, at zero.
+
+    ``upstreams`` maps each configured upstream to its rate-limit policy names;
+    ``dependencies`` names the circuit-broken dependencies. A counter that has
+    never been incremented would otherwise be *absent*, and ``rate()`` over an
+    absent series is "no data", not 0: a dashboard would show holes and an
+    alert on ``rate(...) > 0`` could never see the transition from nothing.
+    All the sets are bounded by the config (contract §4).
+    """
+    for name, policies in upstreams.items():
+        metrics.inflight.labels(name)
+        metrics.upstream_throttled.labels(name)
+        metrics.cooldowns.labels(name)
+        for result in RENEWAL_RESULTS:
+            metrics.auth_renewals.labels(name, result)
+        for policy in policies:
+            for decision in DECISIONS:
+                metrics.ratelimit_decisions.labels(name, policy, decision)
+    for dependency in dependencies:
+        metrics.circuit_open.labels(dependency)

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway.config import GatewayConfig
 from gateway.logs import get_logger, register_secrets
-from gateway.metrics import Metrics, create_metrics
+from gateway.metrics import Metrics, create_metrics, prime_metrics
 from gateway.server.client import UpstreamClient, make_session
 from gateway.server.health import add_health_routes
 from gateway.server.keys import CONFIG, METRICS, STATE
@@ -73,6 +73,9 @@ def create_app(config: GatewayConfig, metrics: Metrics | None = None) -> web.App
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[METRICS] = metrics if metrics is not None else create_metrics()
+    prime_metrics(
+        app[METRICS], {n: [p.name for p in u.rate_limits] for n, u in config.upstreams.items()}
+    )
     app[STATE] = GatewayState()
     app.on_response_prepare.append(add_gateway_headers)
     app.cleanup_ctx.append(_redis)
