@@ -7,13 +7,18 @@ An upstream module (``bizzstream.py``, ``beeswax.py``, ...) exposes an
 The auth interface follows httpx's ``Auth.auth_flow`` in spirit, cut to what the
 driver loop in ``server/driver.py`` needs::
 
+    await auth.bind(ctx)                           # per-user or shared credentials
+    key = auth.account(ctx)                        # the quota key (contract §2)
     request = await auth.prepare(request, ctx)     # attach credentials / sign
     reply = await send(request)
     auth.observe(reply, ctx)                       # e.g. store every Set-Cookie
     if auth.rejected(reply):                       # the upstream provably refused
-        await auth.renew(ctx, stale)               # single-flight login/renewal
+        await auth.renew(ctx)                      # single-flight, against ctx.stale
         request = await auth.prepare(original, ctx)  # signed again: fresh nonce
         reply = await send(request)                # replayed once, never more
+
+Every login or renewal that reaches the upstream is reported once through
+``ctx.renewal(ok)`` (the driver turns it into ``gateway_auth_renewals_total``).
 
 I/O that an auth needs (a login call, a token grant) goes through the injected
 :class:`Sender`, so this package never imports aiohttp.
@@ -52,9 +57,22 @@ class CallContext:
     stale: Any = None  # what prepare() used, so renew() can tell if it is already renewed
     renewed: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
+    credential: Any = None  # what bind() chose for this call (per-user or shared)
+    on_renewal: Callable[[str], None] | None = None  # called with "ok" | "error"
+
+    def renewal(self, ok: bool) -> None:
+        """Report one login or renewal that reached the upstream (metrics)."""
+        if self.on_renewal is not None:
+            self.on_renewal("ok" if ok else "error")
 
 
 class UpstreamAuth(Protocol):
+    async def bind(self, ctx: CallContext) -> None:
+        """Choose this call's credentials (X-Gateway-User's own, else the shared
+        ones) into ``ctx.credential``; may read ``ctx.store``. Called once per
+        call, before ``account()``."""
+        ...
+
     def needs_body(self, request: OutboundRequest) -> bool:
         """True when prepare() must see the body (signing) or a replay may need it."""
         ...

@@ -1,38 +1,223 @@
-"""Beeswax "Buzz" API: one session cookie per tenant, renewed single-flight."""
+"""Beeswax "Buzz" API: one session cookie jar per tenant, renewed single-flight.
+
+Auth (``upstreams.md`` § beeswax):
+
+- Log in with ``POST <login_path>`` and JSON ``{"email", "password",
+  "keep_logged_in"}``; keep every ``Set-Cookie`` of every reply in the tenant's
+  jar (:mod:`gateway.upstreams.beeswax_cookies`) and send the jar on each call.
+- On a 401, log in again single-flight: the calls that met the same expired
+  session wait for one login and are each replayed once.
+- A login answered 429 pauses logins for ``Retry-After`` (or a bounded
+  exponential back-off); callers get ``rate_limited`` meanwhile. A refused
+  password gives ``upstream_auth_failed`` and pauses logins the same way: it
+  never loops.
+
+The login path is a path on the tenant host (the base URL's origin), default
+``/rest/authenticate``. Per-user credentials: ``auth.users.<X-Gateway-User>``
+with its own email and password gets its own jar. The quota key is the login
+email: the tenant account whose session makes the call (contract §2).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from gateway.config_reader import Secret, Section
-from gateway.upstreams.base import UpstreamSpec
+from gateway.core.errormap import parse_json, retry_after_seconds
+from gateway.core.messages import OutboundRequest, UpstreamReply, header_all
+from gateway.core.problem import Problem
+from gateway.errors import GatewayError, UpstreamAuthFailed, UpstreamError, UpstreamProblem
+from gateway.upstreams.base import CallContext, UpstreamSpec
+from gateway.upstreams.beeswax_cookies import CookieJar
 from gateway.upstreams.beeswax_errors import parse_error
-from gateway.upstreams.passthrough import NoAuth
+from gateway.upstreams.renewal import Backoff, SingleFlight
 
 NAME = "beeswax"
+
+
+@dataclass(frozen=True)
+class BeeswaxLogin:
+    email: str
+    password: Secret
 
 
 @dataclass(frozen=True)
 class BeeswaxAuthSettings:
     email: str
     password: Secret
-    login_path: str
+    login_path: str = "/rest/authenticate"
+    keep_logged_in: bool = True
+    login_backoff_max: float = 60.0
+    users: Mapping[str, BeeswaxLogin] = field(default_factory=dict)
 
 
 def parse_auth(section: Section) -> BeeswaxAuthSettings:
+    users = {}
+    for user, sub in section.section("users").items():
+        users[user] = BeeswaxLogin(email=sub.text("email"), password=sub.secret("password"))
+        sub.done()
     settings = BeeswaxAuthSettings(
         email=section.text("email"),
         password=section.secret("password"),
         login_path=section.text("login_path", "/rest/authenticate"),
+        keep_logged_in=section.flag("keep_logged_in", True),
+        login_backoff_max=section.duration("login_backoff_max", 60.0),
+        users=users,
     )
     section.done()
     return settings
 
 
+@dataclass
+class TenantSession:
+    """One login's session: its jar, a generation bumped by every login, its lock."""
+
+    login: BeeswaxLogin
+    jar: CookieJar
+    backoff: Backoff
+    generation: int = 0
+    flight: SingleFlight = field(default_factory=SingleFlight)
+
+
+class SessionCookieAuth:
+    def __init__(
+        self,
+        settings: BeeswaxAuthSettings,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+
+        def session(login: BeeswaxLogin) -> TenantSession:
+            return TenantSession(
+                login, CookieJar(wall_clock), Backoff(cap=settings.login_backoff_max)
+            )
+
+        self._shared = session(BeeswaxLogin(settings.email, settings.password))
+        self._users = {user: session(login) for user, login in settings.users.items()}
+
+    def session(self, ctx: CallContext) -> TenantSession:
+        if isinstance(ctx.credential, TenantSession):
+            return ctx.credential
+        return self._users.get(ctx.user or "", self._shared)
+
+    async def bind(self, ctx: CallContext) -> None:
+        ctx.credential = self.session(ctx)
+
+    def needs_body(self, request: OutboundRequest) -> bool:
+        return True  # any call may meet an expired session and be replayed
+
+    async def prepare(self, request: OutboundRequest, ctx: CallContext) -> OutboundRequest:
+        session = self.session(ctx)
+        ctx.notes["base_url"] = request.base_url
+        if session.generation == 0:
+            await self._login_once(session, ctx, stale=0)
+        ctx.account = session.login.email
+        ctx.stale = session.generation
+        cookie = session.jar.header()
+        return request.with_header("Cookie", cookie) if cookie else request
+
+    def observe(self, reply: UpstreamReply, ctx: CallContext) -> None:
+        session = self.session(ctx)
+        # A reply to a call made with an older session must not overwrite the
+        # cookies of the login that replaced it.
+        if ctx.stale == session.generation:
+            for header in header_all(reply.headers, "Set-Cookie"):
+                session.jar.store(header)
+
+    def wants_body(self, status: int) -> bool:
+        return False
+
+    def rejected(self, reply: UpstreamReply, ctx: CallContext) -> bool:
+        return reply.status == 401
+
+    async def renew(self, ctx: CallContext) -> None:
+        await self._login_once(self.session(ctx), ctx, stale=ctx.stale)
+        ctx.renewed = True
+
+    def account(self, ctx: CallContext) -> str:
+        return self.session(ctx).login.email
+
+    async def _login_once(self, session: TenantSession, ctx: CallContext, stale: object) -> None:
+        await session.flight.renew(
+            stale, lambda: session.generation, lambda: self._login(session, ctx)
+        )
+
+    def _paused(self, session: TenantSession, wait: float) -> GatewayError:
+        if session.backoff.reason == "throttled":
+            return UpstreamProblem(
+                Problem(
+                    code="rate_limited",
+                    detail="beeswax throttles the gateway's logins; calls resume after a pause",
+                    upstream=NAME,
+                    upstream_status=429,
+                    retry_after=wait,
+                    source="upstream",
+                )
+            )
+        if session.backoff.reason == "refused":
+            return UpstreamAuthFailed(
+                "beeswax refused the gateway's login (check the configured email and password)",
+                upstream=NAME,
+                retry_after=wait,
+            )
+        return UpstreamError("beeswax login failed; retried after a pause", upstream=NAME)
+
+    def login_request(self, session: TenantSession, base_url: str) -> OutboundRequest:
+        body = {
+            "email": session.login.email,
+            "password": session.login.password.reveal(),
+            "keep_logged_in": self.settings.keep_logged_in,
+        }
+        return OutboundRequest(
+            method="POST",
+            base_url=base_url,
+            path=self.settings.login_path,
+            headers=(("Content-Type", "application/json"), ("Accept", "application/json")),
+            body=json.dumps(body).encode("utf-8"),
+        )
+
+    async def _login(self, session: TenantSession, ctx: CallContext) -> None:
+        now = self._clock()
+        wait = session.backoff.remaining(now)
+        if wait > 0:
+            raise self._paused(session, wait)
+        if ctx.send is None:
+            raise UpstreamError("no sender for the beeswax login", upstream=NAME)
+        try:
+            reply = await ctx.send(self.login_request(session, str(ctx.notes["base_url"])))
+        except GatewayError:
+            ctx.renewal(False)
+            session.backoff.fail(self._clock(), "unreachable")
+            raise
+        body = parse_json(reply.body)
+        ok = isinstance(body, dict) and body.get("success") in (True, "true")
+        if reply.status == 200 and ok:
+            session.jar.clear()
+            for header in header_all(reply.headers, "Set-Cookie"):
+                session.jar.store(header)
+            session.generation += 1
+            session.backoff.succeed()
+            ctx.renewal(True)
+            return
+        ctx.renewal(False)
+        if reply.status == 429:
+            wait = session.backoff.fail(now, "throttled", retry_after_seconds(reply))
+        elif reply.status in (200, 400, 401, 403, 406):
+            wait = session.backoff.fail(now, "refused")
+        else:
+            wait = session.backoff.fail(now, "failed")
+        raise self._paused(session, wait)
+
+
 SPEC = UpstreamSpec(
     name=NAME,
     parse_auth=parse_auth,
-    build_auth=lambda s: NoAuth(s.email),
+    build_auth=SessionCookieAuth,
     parse_error=parse_error,
     errors_in_200=True,
     default_limits=(

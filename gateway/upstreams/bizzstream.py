@@ -1,53 +1,97 @@
 """BizzStream REST API: bearer token plus ``environment-id`` header.
 
-Auth (upstreams.md): every call carries ``Authorization: Bearer <token>`` and
-``environment-id``. On a 401 whose body says ``token_expired`` the token is
-renewed once (single-flight) and the call is replayed once.
+Auth (``upstreams.md`` § bizzstream): every call carries ``Authorization: Bearer
+<token>`` and ``environment-id``. The token comes from a provider
+(:mod:`gateway.upstreams.tokens`: static, file, OAuth 2 client credentials).
+On a 401 whose body says ``token_expired`` the token is renewed once
+(single-flight) and the call is replayed once; a second refusal is
+``upstream_auth_failed``.
+
+Per-user credentials: ``auth.users.<X-Gateway-User>`` may give its own provider
+(and environment); otherwise the shared one is used. The quota key is the
+environment id (contract §2).
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from gateway.config_reader import Secret, Section
+from gateway.config_reader import Section
 from gateway.core.errormap import parse_json
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.upstreams.base import CallContext, UpstreamSpec
 from gateway.upstreams.bizzstream_errors import parse_error
+from gateway.upstreams.tokens import (
+    ProviderSettings,
+    TokenProvider,
+    build_provider,
+    parse_provider,
+)
 
 NAME = "bizzstream"
 
 
 @dataclass(frozen=True)
-class BizzStreamAuthSettings:
-    token: Secret
+class BizzStreamCredentials:
+    provider: ProviderSettings
     environment_id: str
 
 
+@dataclass(frozen=True)
+class BizzStreamAuthSettings:
+    provider: ProviderSettings
+    environment_id: str
+    users: Mapping[str, BizzStreamCredentials] = field(default_factory=dict)
+
+
 def parse_auth(section: Section) -> BizzStreamAuthSettings:
-    settings = BizzStreamAuthSettings(
-        token=section.secret("token"),
-        environment_id=section.text("environment_id"),
-    )
+    environment_id = section.text("environment_id")
+    provider = parse_provider(section)
+    users_section = section.section("users")
+    users = {}
+    for user, sub in users_section.items():
+        users[user] = BizzStreamCredentials(
+            provider=parse_provider(sub), environment_id=sub.text("environment_id", environment_id)
+        )
+        sub.done()
     section.done()
-    return settings
+    return BizzStreamAuthSettings(provider=provider, environment_id=environment_id, users=users)
+
+
+@dataclass
+class _Holder:
+    provider: TokenProvider
+    environment_id: str
 
 
 class BearerEnvironmentAuth:
     def __init__(self, settings: BizzStreamAuthSettings) -> None:
         self.settings = settings
-        self._token = settings.token
-        self._lock = asyncio.Lock()
+        self._shared = _Holder(build_provider(settings.provider), settings.environment_id)
+        self._users = {
+            user: _Holder(build_provider(creds.provider), creds.environment_id)
+            for user, creds in settings.users.items()
+        }
+
+    def _holder(self, ctx: CallContext) -> _Holder:
+        if isinstance(ctx.credential, _Holder):
+            return ctx.credential
+        return self._users.get(ctx.user or "", self._shared)
+
+    async def bind(self, ctx: CallContext) -> None:
+        ctx.credential = self._holder(ctx)
 
     def needs_body(self, request: OutboundRequest) -> bool:
         return True  # a token_expired answer is replayed, so the body must be kept
 
     async def prepare(self, request: OutboundRequest, ctx: CallContext) -> OutboundRequest:
-        ctx.account = self.settings.environment_id
-        ctx.stale = self._token
-        return request.with_header("Authorization", f"Bearer {self._token.reveal()}").with_header(
-            "environment-id", self.settings.environment_id
+        holder = self._holder(ctx)
+        token = await holder.provider.token(ctx)
+        ctx.account = holder.environment_id
+        ctx.stale = token
+        return request.with_header("Authorization", f"Bearer {token.reveal()}").with_header(
+            "environment-id", holder.environment_id
         )
 
     def observe(self, reply: UpstreamReply, ctx: CallContext) -> None:
@@ -63,13 +107,11 @@ class BearerEnvironmentAuth:
         return isinstance(body, dict) and body.get("error") == "token_expired"
 
     async def renew(self, ctx: CallContext) -> None:
-        async with self._lock:
-            # A static token cannot be renewed: the replay will fail again and
-            # the driver answers upstream_auth_failed.
-            ctx.renewed = False
+        await self._holder(ctx).provider.renew(ctx, ctx.stale)
+        ctx.renewed = True
 
     def account(self, ctx: CallContext) -> str:
-        return self.settings.environment_id
+        return self._holder(ctx).environment_id
 
 
 SPEC = UpstreamSpec(

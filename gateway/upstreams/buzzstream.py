@@ -1,36 +1,161 @@
-"""BuzzStream API v1.0: OAuth 1.0a HMAC-SHA1, 2- and 3-legged."""
+"""BuzzStream API v1.0: OAuth 1.0a HMAC-SHA1 (RFC 5849), 2- and 3-legged.
+
+Auth (``upstreams.md`` § buzzstream): every attempt is signed afresh (new nonce
+and timestamp) by :func:`gateway.core.oauth1.sign` into an ``Authorization:
+OAuth`` header. The query is signed; a form-encoded body is signed (so it is
+buffered); any other body is not signed and streams through.
+
+Credentials for a call, in this order (docs/auth.md):
+
+1. ``X-Gateway-User`` listed under ``auth.users`` in the config: that token pair;
+2. ``X-Gateway-User`` with a token pair in the token store (3-legged onboarding,
+   :mod:`gateway.server.oauth_routes`): that pair;
+3. otherwise the consumer credentials alone (2-legged).
+
+The quota key is ``user:<id>`` for a user's token, else the consumer key
+(contract §2). BuzzStream tokens do not expire, so nothing is ever renewed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from gateway.config_reader import Secret, Section
-from gateway.upstreams.base import UpstreamSpec
+from gateway.core.messages import OutboundRequest, UpstreamReply
+from gateway.core.oauth1 import OAuth1Credentials, UnsignableRequest, new_nonce, sign
+from gateway.errors import InvalidRequest
+from gateway.upstreams.base import CallContext, UpstreamSpec
 from gateway.upstreams.buzzstream_errors import parse_error
-from gateway.upstreams.passthrough import NoAuth
+from gateway.upstreams.buzzstream_tokens import load_user_token
 
 NAME = "buzzstream"
+FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    token: str
+    token_secret: Secret
 
 
 @dataclass(frozen=True)
 class BuzzStreamAuthSettings:
     consumer_key: str
     consumer_secret: Secret
+    request_token_path: str = "/requestToken"
+    access_token_path: str = "/accessToken"
+    authorize_url: str = "/oauth_verification"  # absolute, or below base_url
+    users: Mapping[str, TokenPair] = field(default_factory=dict)
 
 
 def parse_auth(section: Section) -> BuzzStreamAuthSettings:
+    users = {}
+    for user, sub in section.section("users").items():
+        users[user] = TokenPair(token=sub.text("token"), token_secret=sub.secret("token_secret"))
+        sub.done()
     settings = BuzzStreamAuthSettings(
         consumer_key=section.text("consumer_key"),
         consumer_secret=section.secret("consumer_secret"),
+        request_token_path=section.text("request_token_path", "/requestToken"),
+        access_token_path=section.text("access_token_path", "/accessToken"),
+        authorize_url=section.text("authorize_url", "/oauth_verification"),
+        users=users,
     )
     section.done()
     return settings
 
 
+@dataclass(frozen=True)
+class Signer:
+    """The credentials chosen for one call and its quota key."""
+
+    creds: OAuth1Credentials
+    account: str
+
+    def __repr__(self) -> str:
+        return f"Signer(account={self.account!r})"
+
+
+class OAuth1Auth:
+    def __init__(
+        self,
+        settings: BuzzStreamAuthSettings,
+        clock: Callable[[], float] = time.time,
+        nonce: Callable[[], str] = new_nonce,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._nonce = nonce
+        self.consumer = OAuth1Credentials(settings.consumer_key, settings.consumer_secret.reveal())
+        self._shared = Signer(self.consumer, settings.consumer_key)
+
+    def for_user(self, user: str, token: str, token_secret: str) -> Signer:
+        creds = OAuth1Credentials(
+            self.consumer.consumer_key, self.consumer.consumer_secret, token, token_secret
+        )
+        return Signer(creds, f"user:{user}")
+
+    async def bind(self, ctx: CallContext) -> None:
+        ctx.credential = self._shared
+        user = ctx.user
+        if not user:
+            return
+        pinned = self.settings.users.get(user)
+        if pinned is not None:
+            ctx.credential = self.for_user(user, pinned.token, pinned.token_secret.reveal())
+            return
+        if ctx.store is not None:
+            stored = await load_user_token(ctx.store, user)
+            if stored is not None:
+                ctx.credential = self.for_user(user, *stored)
+
+    def _signer(self, ctx: CallContext) -> Signer:
+        return ctx.credential if isinstance(ctx.credential, Signer) else self._shared
+
+    def needs_body(self, request: OutboundRequest) -> bool:
+        return request.content_type == FORM  # its parameters are signed
+
+    async def prepare(self, request: OutboundRequest, ctx: CallContext) -> OutboundRequest:
+        signer = self._signer(ctx)
+        ctx.account = signer.account
+        body = request.body if request.content_type == FORM and request.body else b""
+        try:
+            signed = sign(
+                request.method,
+                request.base_url + request.path,
+                request.query,
+                request.content_type,
+                body,
+                signer.creds,
+                nonce=self._nonce(),
+                timestamp=int(self._clock()),
+            )
+        except UnsignableRequest as exc:
+            raise InvalidRequest(f"cannot sign the request: {exc}", upstream=NAME) from None
+        return request.with_header("Authorization", signed.header)
+
+    def observe(self, reply: UpstreamReply, ctx: CallContext) -> None:
+        return None
+
+    def wants_body(self, status: int) -> bool:
+        return False
+
+    def rejected(self, reply: UpstreamReply, ctx: CallContext) -> bool:
+        return False  # access tokens never expire: a 401 is final
+
+    async def renew(self, ctx: CallContext) -> None:
+        return None
+
+    def account(self, ctx: CallContext) -> str:
+        return self._signer(ctx).account
+
+
 SPEC = UpstreamSpec(
     name=NAME,
     parse_auth=parse_auth,
-    build_auth=lambda s: NoAuth(s.consumer_key),
+    build_auth=OAuth1Auth,
     parse_error=parse_error,
     default_limits=(
         {"name": "per_user", "match": "*", "limit": 5, "period": "1s", "burst": 5,
