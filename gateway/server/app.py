@@ -13,6 +13,7 @@ from gateway.server.client import UpstreamClient, make_session
 from gateway.server.health import add_health_routes
 from gateway.server.keys import CONFIG, METRICS, STATE
 from gateway.server.middlewares import MIDDLEWARES, add_gateway_headers
+from gateway.server.oauth_routes import add_oauth_routes
 from gateway.server.proxy import handle_proxy
 from gateway.server.state import GatewayState
 from gateway.server.stores import create_store
@@ -28,10 +29,22 @@ def secret_values(config: GatewayConfig) -> list[str]:
     found: list[str] = [t.reveal() for t in config.caller_tokens]
     if config.token_store_key is not None:
         found.append(config.token_store_key.reveal())
+
+    def walk(value: object) -> None:  # auth settings nest (providers, per-user credentials)
+        if isinstance(value, Secret):
+            found.append(value.reveal())
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+        elif hasattr(value, "__dataclass_fields__"):
+            for item in vars(value).values():
+                walk(item)
+
     for upstream in config.upstreams.values():
-        for value in vars(upstream.auth).values():
-            if isinstance(value, Secret):
-                found.append(value.reveal())
+        walk(upstream.auth)
     return found
 
 
@@ -81,6 +94,7 @@ def create_app(config: GatewayConfig, metrics: Metrics | None = None) -> web.App
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_clients)
     add_health_routes(app)
+    add_oauth_routes(app)  # /oauth/... is reserved: before the catch-all proxy route
     app.router.add_route("*", "/{upstream}/{tail:.*}", handle_proxy)
     app.router.add_route("*", "/{upstream}", handle_proxy)
     return app

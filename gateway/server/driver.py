@@ -3,6 +3,8 @@
 A replay happens only when the upstream provably rejected the first attempt
 (``auth.rejected``: a 401, ``token_expired``, StreamOne 282). Every other reply,
 and every transport error, is final: a POST is never sent twice otherwise.
+Logins and renewals the auth performs are counted in
+``gateway_auth_renewals_total`` through ``ctx.on_renewal``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ async def exchange(
     read_body: Callable[[int], int],
     body: Callable[[], AsyncIterator[bytes]] | None = None,
 ) -> Exchange:
+    if ctx.on_renewal is None:
+        renewals = client.metrics.auth_renewals
+        ctx.on_renewal = lambda result: renewals.labels(ctx.upstream, result).inc()
     for attempt in (1, 2):
         prepared = await auth.prepare(request, ctx)
         resp = await client.open(prepared, body)

@@ -27,6 +27,9 @@ from gateway.server.requestinfo import INFO, RequestInfo
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RESERVED = frozenset({"/healthz", "/readyz", "/metrics"})
+# A browser back from an upstream carries no caller token; the one-time OAuth request
+# token guards this route instead (gateway/server/oauth_routes.py).
+BROWSER_CALLBACKS = frozenset({"/oauth/buzzstream/callback"})
 _TOKEN = re.compile(r"^[\x21-\x7e]{1,128}$")
 log = get_logger("gateway.access")
 
@@ -145,7 +148,7 @@ def _record(
 @web.middleware
 async def caller_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     tokens = request.app[CONFIG].caller_tokens
-    if tokens and request.path not in RESERVED:
+    if tokens and request.path not in RESERVED and request.path not in BROWSER_CALLBACKS:
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")
         ok = scheme.lower() == "bearer" and any(

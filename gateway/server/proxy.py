@@ -120,7 +120,7 @@ async def _proxy(
     outbound = await build_request(request, cfg, spec, split_target(request)[1])
     auth = state.auths[name]
     client = state.clients[name]
-    ctx = CallContext(upstream=name, user=info.user, store=state.store, send=client.send)
+    ctx = CallContext(upstream=name, user=info.user, store=state.token_store, send=client.send)
 
     if outbound.streamed_body and auth.needs_body(outbound):
         body = await read_body(request, cfg.max_body_bytes, name)
@@ -133,6 +133,7 @@ async def _proxy(
             body=body,
         )
 
+    await auth.bind(ctx)  # per-user or shared credentials; may read the token store
     account = auth.account(ctx)
     subpath = outbound.path[len(cfg.base_path) :] or "/"
     policies = [p for p in cfg.rate_limits if p.applies(request.method, subpath)]

@@ -16,6 +16,7 @@ class GatewayState:
     auths: dict[str, UpstreamAuth] = field(default_factory=dict)
     limiter: Limiter = field(default_factory=NoLimiter)
     store: KeyValueStore | None = None
+    token_store: KeyValueStore | None = None  # per-user upstream tokens, encrypted at rest
     redis: Any = None  # redis.asyncio.Redis when REDIS_URL is set
     shutting_down: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
