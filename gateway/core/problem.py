@@ -1,8 +1,19 @@
-"""The one error schema (contract §3): RFC 9457 problem details with stable codes."""
+"""The one error schema (contract §3): RFC 9457 problem details with stable codes.
+
+:class:`Problem` is the value every error becomes, whether the gateway made it
+or an upstream's reply was mapped (``gateway/upstreams/<name>_errors.py``).
+:meth:`Problem.to_dict` renders the body that ``gateway/schemas/problem.json``
+describes; every text that may come from an upstream is flattened to one line
+and bounded there (``detail`` and ``user_message`` at :data:`MAX_DETAIL`
+characters, field names and codes at :data:`MAX_NAME`, at most
+:data:`MAX_ITEMS` validation errors and :data:`MAX_ITEMS` warnings), so that no
+upstream can make an error body grow without bound or break JSON encoding.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,11 +40,23 @@ CATALOGUE: dict[str, tuple[int, str]] = {
 }
 
 MAX_DETAIL = 300
+MAX_NAME = 100  # upstream_code, validation error field names
+MAX_ITEMS = 50  # validation_errors and warnings entries
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 
 
 def bounded(text: str, limit: int = MAX_DETAIL) -> str:
-    """One line, at most ``limit`` characters: upstream text is never echoed unbounded."""
-    flat = " ".join(text.split())
+    """One line, at most ``limit`` characters: upstream text is never echoed unbounded.
+
+    Control characters go, and lone surrogates (valid in a JSON string escape,
+    not in UTF-8) become U+FFFD, so the body always encodes.
+    """
+    text = text[: limit * 8]  # enough for the result even after whitespace collapses
+    if not text.isascii():
+        text = _SURROGATE.sub("\ufffd", text)
+    flat = " ".join(_UNPRINTABLE.sub(" ", text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -59,6 +82,9 @@ class Problem:
     retry_after: float | None = None
     source: str | None = None  # rate_limited only: "gateway" | "upstream"
     extra: dict[str, Any] = field(default_factory=dict)
+    # Not serialized: the edge logs this problem at error level (StreamOne 2/3:
+    # our clock or our credentials are wrong, an operator must act).
+    loud: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.code not in CATALOGUE:
@@ -88,15 +114,16 @@ class Problem:
             "upstream_status": self.upstream_status,
         }
         if self.upstream_code is not None:
-            body["upstream_code"] = self.upstream_code
+            body["upstream_code"] = bounded(self.upstream_code, MAX_NAME)
         if self.user_message is not None:
             body["user_message"] = bounded(self.user_message)
         if self.validation_errors:
             body["validation_errors"] = [
-                {"field": v.field, "message": bounded(v.message)} for v in self.validation_errors
+                {"field": bounded(v.field, MAX_NAME), "message": bounded(v.message)}
+                for v in self.validation_errors[:MAX_ITEMS]
             ]
         if self.warnings:
-            body["warnings"] = [bounded(w) for w in self.warnings]
+            body["warnings"] = [bounded(w) for w in self.warnings[:MAX_ITEMS]]
         if self.retry_after is not None:
             body["retry_after"] = self.retry_after
         if self.source is not None:

@@ -80,8 +80,14 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         code = problem.code
         response = problem_response(request, problem)
         if code in ("upstream_auth_failed", "internal_error"):
-            log.warning(
-                "upstream_problem", request_id=info.request_id, code=code, detail=problem.detail
+            # loud: our clock or credentials are wrong (StreamOne 2/3), an operator must act
+            (log.error if problem.loud else log.warning)(
+                "upstream_problem",
+                request_id=info.request_id,
+                code=code,
+                detail=problem.detail,
+                upstream=problem.upstream,
+                upstream_code=problem.upstream_code,
             )
     except web.HTTPException as exc:
         problem = _http_exception_problem(exc)

@@ -32,7 +32,7 @@ from gateway.core.problem import Problem
 from gateway.errors import GatewayError, UpstreamAuthFailed, UpstreamError, UpstreamProblem
 from gateway.upstreams.base import CallContext, UpstreamSpec
 from gateway.upstreams.beeswax_cookies import CookieJar
-from gateway.upstreams.beeswax_errors import parse_error
+from gateway.upstreams.beeswax_errors import parse_error, partial_failure_headers
 from gateway.upstreams.renewal import Backoff, SingleFlight
 
 NAME = "beeswax"
@@ -220,6 +220,7 @@ SPEC = UpstreamSpec(
     build_auth=SessionCookieAuth,
     parse_error=parse_error,
     errors_in_200=True,
+    success_headers=partial_failure_headers,
     default_limits=(
         {"name": "report_queue", "match": "/rest/report_queue*", "limit": 1, "period": "1s",
          "on_exceed": "delay", "max_delay": "10s"},
