@@ -1,0 +1,169 @@
+"""StreamOne signing auth, driven by hand and checked by the stand-in's own verifier
+(``gateway.standins.streamone_verify``, stdlib only, no shared code)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from urllib.parse import parse_qsl
+
+import pytest
+
+from gateway.config_reader import Secret, Section
+from gateway.core.messages import OutboundRequest, UpstreamReply
+from gateway.errors import ConfigError, InvalidRequest, UpstreamAuthFailed
+from gateway.standins.streamone_verify import AuthState, Session, SignedCall, authenticate
+from gateway.standins.streamone_verify import session_response as standin_response
+from gateway.upstreams.base import CallContext
+from gateway.upstreams.streamone import (
+    SignedQueryAuth,
+    StreamOneActorSettings,
+    StreamOneAuthSettings,
+    parse_auth,
+)
+from gateway.upstreams.streamone_session import SessionSettings
+
+NOW = 1_700_000_000.0
+STANDIN = {"users": {"user": "psk"}, "applications": {"application": "apppsk"},
+           "timestamp_window": 300, "invalid_auth_limit": 20, "session_timeout": 60}  # fmt: skip
+FORM = "application/x-www-form-urlencoded"
+
+
+def verify(request: OutboundRequest, auth: AuthState | None = None) -> str:
+    params = dict(parse_qsl(request.query, keep_blank_values=True))
+    params.pop("signature", None)
+    call = SignedCall(request.path, request.query, request.body or b"")
+    return authenticate(call, params, STANDIN, auth or AuthState(), NOW).principal
+
+
+def call(query: str = "", ctype: str = "", body: bytes = b"") -> OutboundRequest:
+    headers = (("Content-Type", ctype), ("Content-Length", str(len(body)))) if ctype else ()
+    return OutboundRequest("POST", "http://so.test", "/api/item/view", query, headers, body)
+
+
+def user_auth(**kw: object) -> SignedQueryAuth:
+    settings = StreamOneAuthSettings("user", "user", Secret("psk"), **kw)  # type: ignore[arg-type]
+    return SignedQueryAuth(settings, clock=lambda: NOW)
+
+
+async def test_json_arguments_become_a_signed_form_body() -> None:
+    auth = user_auth()
+    body = json.dumps({"title": "a b", "tags": ["x", "y"], "public": True}).encode()
+    ctx = CallContext(upstream="streamone", user=None)
+    prepared = await auth.prepare(call("account=a1", "application/json", body), ctx)
+    assert prepared.body == b"title=a%20b&tags=x%2Cy&public=1"
+    assert prepared.header("Content-Type") == FORM
+    assert prepared.header("Content-Length") is None  # the client computes it for the new body
+    assert prepared.query.startswith("account=a1&api=3&authentication_type=user&format=json&")
+    assert prepared.query.rsplit("&", 1)[1].startswith("signature=")
+    assert verify(prepared) == "user" and auth.account(ctx) == "user:user"
+
+
+async def test_a_form_body_is_sent_and_signed_byte_for_byte() -> None:
+    body = b"id=item1&x=%C3%A9+y"
+    prepared = await user_auth().prepare(call("timezone=UTC", FORM, body), CallContext("s", None))
+    assert prepared.body == body
+    assert verify(prepared) == "user"
+
+
+async def test_no_arguments_signs_the_trailing_ampersand() -> None:
+    prepared = await user_auth().prepare(call(), CallContext("s", None))
+    assert prepared.body == b"" and prepared.header("Content-Type") is None
+    assert verify(prepared) == "user"
+
+
+@pytest.mark.parametrize(
+    ("query", "ctype", "body"),
+    [("signature=x", "", b""), ("x=1", "", b""), ("account=1&customer=2", "", b""),
+     ("", "application/json", b"[1, 2]"), ("", "application/json", b'{"a": {"b": 1}}'),
+     ("", "text/plain", b"a=1"), ("", "application/json", b"{nope")],
+)  # fmt: skip
+async def test_unusable_requests_are_invalid_request(query: str, ctype: str, body: bytes) -> None:
+    with pytest.raises(InvalidRequest):
+        await user_auth().prepare(call(query, ctype, body), CallContext("s", None))
+
+
+class SessionUpstream:
+    """Answers session/initialize and session/create like the stand-in documents."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def send(self, request: OutboundRequest) -> UpstreamReply:
+        verify(request)  # signed by the application itself
+        self.calls.append(request.path)
+        args = dict(parse_qsl((request.body or b"").decode()))
+        await asyncio.sleep(0)
+        if request.path.endswith("session/initialize"):
+            assert args == {"user": "alice", "userip": "10.0.0.1"}
+            body: object = {"challenge": "c1", "salt": "s1", "needsv2hash": False}
+        else:
+            assert args == {"challenge": "c1", "response": standin_response("alice-pw", "s1", "c1")}
+            n = len(self.calls) // 2
+            body = {
+                "id": f"sid{n}",
+                "key": f"skey{n}",
+                "timeout": 60,
+                "user": {"username": "alice"},
+            }
+        envelope = {"header": {"status": 0, "statusmessage": "OK"}, "body": body}
+        return UpstreamReply(200, (), json.dumps(envelope).encode())
+
+
+def session_auth(clock: list[float]) -> SignedQueryAuth:
+    session = SessionSettings("alice", Secret("alice-pw"), "10.0.0.1", renew_before=10.0)
+    settings = StreamOneAuthSettings("application", "application", Secret("apppsk"), session)
+    return SignedQueryAuth(settings, clock=lambda: clock[0])
+
+
+async def test_session_login_is_single_flight_and_signs_with_the_session_key() -> None:
+    upstream, clock = SessionUpstream(), [NOW]
+    auth = session_auth(clock)
+    ctxs = [CallContext("streamone", None, send=upstream.send) for _ in range(10)]
+    prepared = await asyncio.gather(*(auth.prepare(call(), c) for c in ctxs))
+    assert len(upstream.calls) == 2  # one initialize + one create for ten calls
+    assert "session=sid1" in prepared[0].query
+    state = AuthState(
+        {"sid1": Session("sid1", "skey1", "application", {"username": "alice"}, NOW + 60)}
+    )
+    assert verify(prepared[0], state) == "alice"
+    assert auth.account(ctxs[0]) == "application:application/session:alice"
+    gone = UpstreamReply(200, (), b'{"header": {"status": 282}, "body": null}')
+    assert all(auth.rejected(gone, c) for c in ctxs)
+    await asyncio.gather(*(auth.renew(c) for c in ctxs))
+    assert len(upstream.calls) == 4
+    assert "session=sid2" in (await auth.prepare(call(), ctxs[0])).query
+
+
+async def test_sessiontimeout_keeps_the_expiry_and_renews_ahead_of_it() -> None:
+    upstream, clock = SessionUpstream(), [NOW]
+    auth = session_auth(clock)
+    ctx = CallContext("streamone", None, send=upstream.send)
+    await auth.prepare(call(), ctx)
+    clock[0] += 45  # 15 s left, over renew_before: no new login
+    await auth.prepare(call(), ctx)
+    auth.observe(UpstreamReply(200, (), b'{"header": {"status": 0, "sessiontimeout": 5}}'), ctx)
+    assert len(upstream.calls) == 2
+    await auth.prepare(call(), ctx)  # 5 s left < renew_before
+    assert len(upstream.calls) == 4
+
+
+async def test_session_login_refused_is_upstream_auth_failed() -> None:
+    async def refuse(request: OutboundRequest) -> UpstreamReply:
+        return UpstreamReply(200, (), b'{"header": {"status": 3}, "body": null}')
+
+    auth = session_auth([NOW])
+    with pytest.raises(UpstreamAuthFailed):
+        await auth.prepare(call(), CallContext("streamone", None, send=refuse))
+
+
+def test_config_sessions_need_an_application_and_users_are_actors() -> None:
+    with pytest.raises(ConfigError, match="sessions need auth_type application"):
+        parse_auth(Section({"auth_type": "user", "actor_id": "u", "psk": "p",
+                            "session": {"user": "a", "password": "b"}}, "a"))  # fmt: skip
+    alice = {"auth_type": "application", "actor_id": "application", "psk": "q"}
+    raw = {"auth_type": "user", "actor_id": "u", "psk": "p", "users": {"alice": alice}}
+    parsed = parse_auth(Section(raw, "a"))
+    assert parsed.users["alice"] == StreamOneActorSettings(
+        "application", "application", Secret("q")
+    )
