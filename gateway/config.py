@@ -38,6 +38,7 @@ class RatePolicy:
     max_delay: float
     shadow: bool
     scope: str  # "account" (the upstream account) | "user" (X-Gateway-User fairness)
+    margin: float = 0.0  # seconds added to each period when pacing (docs/ratelimits.md)
 
     def applies(self, method: str, subpath: str) -> bool:
         if self.methods and method not in self.methods:
@@ -74,6 +75,7 @@ class RedisConfig:
     replicas: int
     key_prefix: str
     probe_interval: float
+    batch: bool = True  # concurrent limiter calls share one pipelined round trip
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ def _rate_policy(section: Section, default_name: str) -> RatePolicy:
         max_delay=section.duration("max_delay", 10.0),
         shadow=section.flag("shadow", False),
         scope=section.choice("scope", ("account", "user"), "account"),
+        margin=section.duration("margin", 0.0),
     )
     if policy.period <= 0:
         raise ConfigError(f"{section.key('period')}: must be positive")
@@ -178,6 +181,7 @@ def parse_config(data: Any, env: Mapping[str, str]) -> GatewayConfig:
         replicas=redis.integer("replicas", 1, minimum=1),
         key_prefix=redis.text("key_prefix", "gw"),
         probe_interval=redis.duration("probe_interval", 1.0),
+        batch=redis.flag("batch", True),
     )
     redis.done()
     if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):

@@ -46,6 +46,7 @@ class Metrics:
     overhead: Histogram
     ratelimit_decisions: Counter
     ratelimit_delay: Histogram
+    ratelimit_shadow: Counter
     auth_renewals: Counter
     inflight: Gauge
     redis_errors: Counter
@@ -100,6 +101,12 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "Time a call waited for its rate-limit slot.",
             ["upstream"],
             buckets=DELAY_BUCKETS,
+            registry=reg,
+        ),
+        ratelimit_shadow=Counter(
+            "gateway_ratelimit_shadow_decisions_total",
+            "What shadow (not enforced) policies would have decided: a rollout aid.",
+            ["upstream", "policy", "decision"],
             registry=reg,
         ),
         auth_renewals=Counter(

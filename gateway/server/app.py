@@ -81,6 +81,18 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         await state.redis.aclose()
 
 
+async def _limiter(app: web.Application) -> AsyncIterator[None]:
+    from gateway.server.limiter_redis import create_limiter
+
+    state = app[STATE]
+    limiter = create_limiter(app[CONFIG].redis, state.redis, app[METRICS])
+    await limiter.start()
+    state.limiter = limiter
+    state.extras["limiter_status"] = limiter.status
+    yield
+    await limiter.aclose()
+
+
 def create_app(config: GatewayConfig, metrics: Metrics | None = None) -> web.Application:
     register_secrets(secret_values(config))
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=config.max_body_bytes)
@@ -92,6 +104,7 @@ def create_app(config: GatewayConfig, metrics: Metrics | None = None) -> web.App
     app[STATE] = GatewayState()
     app.on_response_prepare.append(add_gateway_headers)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_limiter)
     app.cleanup_ctx.append(_clients)
     add_health_routes(app)
     add_oauth_routes(app)  # /oauth/... is reserved: before the catch-all proxy route

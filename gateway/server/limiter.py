@@ -1,16 +1,43 @@
-"""The limiter interface the proxy calls, and the no-op used when no policy applies.
+"""The limiter interface the proxy calls, and what every limiter shares (contract §2).
 
-The real limiters (Redis GCRA, in-memory fallback) implement :class:`Limiter`.
+Implementations: :class:`NoLimiter`; the in-memory GCRA
+(``limiter_memory.py``, used without ``REDIS_URL`` and as the ``local``
+fallback); the Redis GCRA (``limiter_redis.py``). The maths, key strings and
+header rendering live in :mod:`gateway.core.quota`; this module turns their
+:class:`~gateway.core.quota.Outcome` into a :class:`Decision`, metrics and
+log lines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.config import RatePolicy
 from gateway.core.messages import Headers
+from gateway.core.quota import (
+    ALLOWED,
+    COOLDOWN,
+    REJECTED,
+    Hold,
+    Limit,
+    Outcome,
+    compile_limit,
+    cooldown_key,
+    holds,
+    policy_key,
+    ratelimit_headers,
+    seconds,
+)
+from gateway.logs import get_logger
+from gateway.metrics import Metrics
+
+log = get_logger("gateway.ratelimit")
+# How often a delayed call checks that its caller is still connected.
+PRESENCE_POLL = 0.05
 
 
 @dataclass(frozen=True)
@@ -18,10 +45,12 @@ class Decision:
     allowed: bool
     delay: float = 0.0  # seconds to wait before sending (delay mode; slot reserved)
     retry_after: float = 0.0  # on refusal
-    policy: str | None = None  # the policy that decided (refused, delayed or the tightest)
+    policy: str | None = None  # the policy that refused (or "cooldown")
     headers: Headers = ()  # RateLimit-Policy / RateLimit fields for the reply
     detail: str = ""
     unavailable: bool = False  # refused because the limiter backend is down (on_error=closed)
+    holds: tuple[Hold, ...] = ()  # what release() gives back
+    backend: str = ""  # "redis" | "memory": where the holds live
 
 
 ALLOW = Decision(allowed=True)
@@ -45,6 +74,18 @@ class Limiter(Protocol):
         ...
 
 
+class ManagedLimiter(Limiter, Protocol):
+    """A limiter with a life cycle, built in the app's cleanup context."""
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    def status(self) -> str:
+        """One line for ``/readyz``."""
+        ...
+
+
 class NoLimiter:
     async def acquire(
         self,
@@ -60,3 +101,109 @@ class NoLimiter:
 
     async def cooldown(self, upstream: str, account: str, seconds: float) -> None:
         return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(policy: RatePolicy, share: int) -> Limit:
+    return compile_limit(policy, share)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call's limits and the keys they are kept under."""
+
+    limits: tuple[Limit, ...]
+    keys: tuple[str, ...]
+    cooldown: str
+
+
+def plan(
+    prefix: str,
+    upstream: str,
+    policies: Sequence[RatePolicy],
+    account: str,
+    user: str | None,
+    share: int = 1,
+) -> Call:
+    """``scope: user`` policies are keyed by ``X-Gateway-User`` and skipped without one."""
+    chosen = [p for p in policies if p.scope != "user" or user is not None]
+    limits = tuple(_compiled(p, share) for p in chosen)
+    keys = tuple(
+        policy_key(prefix, upstream, account, p.name, user if p.scope == "user" else None)
+        for p in chosen
+    )
+    return Call(limits, keys, cooldown_key(prefix, upstream, account))
+
+
+def decision_of(upstream: str, outcome: Outcome, backend: str) -> Decision:
+    headers = ratelimit_headers(outcome)
+    if outcome.allowed:
+        return Decision(
+            allowed=True,
+            delay=seconds(outcome.wait_us),
+            headers=headers,
+            holds=holds(outcome),
+            backend=backend,
+        )
+    retry = seconds(outcome.retry_us)
+    if outcome.decider == COOLDOWN:
+        detail = f"{upstream} asked the gateway to pause calls for this account"
+    else:
+        detail = f"the gateway's quota {outcome.decider!r} for this {upstream} account is used up"
+    return Decision(
+        allowed=False,
+        retry_after=retry,
+        policy=outcome.decider,
+        headers=headers,
+        detail=f"{detail}; retry in {retry:g}s",
+        backend=backend,
+    )
+
+
+def record(metrics: Metrics, upstream: str, outcome: Outcome, decision: Decision) -> None:
+    """``gateway_ratelimit_decisions_total`` per enforced policy (a refused call
+    counts only for the policy that refused it, or ``cooldown``), the delay
+    histogram, and shadow verdicts, which are logged when they would refuse."""
+    counter = metrics.ratelimit_decisions
+    enforced = False
+    for p in outcome.policies:
+        if p.limit.shadow:
+            metrics.ratelimit_shadow.labels(upstream, p.limit.name, p.verdict).inc()
+            if p.verdict == REJECTED:
+                log.warning(
+                    "ratelimit_shadow_refusal",
+                    upstream=upstream,
+                    policy=p.limit.name,
+                    enforced=False,
+                    call_allowed=outcome.allowed,
+                )
+            continue
+        enforced = True
+        if outcome.allowed or p.verdict == REJECTED:
+            counter.labels(upstream, p.limit.name, p.verdict).inc()
+    if outcome.decider == COOLDOWN:
+        counter.labels(upstream, COOLDOWN, REJECTED).inc()
+    if outcome.allowed and (enforced or decision.delay > 0):
+        metrics.ratelimit_delay.labels(upstream).observe(decision.delay)
+
+
+def record_open(metrics: Metrics, upstream: str, policies: Sequence[RatePolicy]) -> None:
+    """``on_redis_error: open``: every enforced policy lets the call through."""
+    for p in policies:
+        if not p.shadow:
+            metrics.ratelimit_decisions.labels(upstream, p.name, ALLOWED).inc()
+
+
+async def wait_for_slot(delay: float, caller_gone: Callable[[], bool]) -> None:
+    """Sleep ``delay`` seconds for a reserved slot, raising ``CancelledError``
+    as soon as the caller has disconnected, so that the proxy gives the slot
+    back (aiohttp does not cancel handlers on disconnect by default)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + delay
+    while True:
+        left = deadline - loop.time()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(left, PRESENCE_POLL))
+        if caller_gone():
+            raise asyncio.CancelledError("the caller disconnected while waiting for its slot")

@@ -25,6 +25,7 @@ from gateway.errors import (
 )
 from gateway.server.driver import exchange
 from gateway.server.keys import CONFIG, METRICS, STATE
+from gateway.server.limiter import wait_for_slot
 from gateway.server.requestinfo import INFO
 from gateway.upstreams import REGISTRY
 from gateway.upstreams.base import CallContext, UpstreamSpec
@@ -150,7 +151,7 @@ async def _proxy(
     if decision.delay > 0:
         info.ratelimit_delay = decision.delay
         try:
-            await asyncio.sleep(decision.delay)
+            await wait_for_slot(decision.delay, lambda: request.transport is None)
         except asyncio.CancelledError:
             await state.limiter.release(name, decision)
             raise

@@ -1,0 +1,109 @@
+"""The in-memory limiter: the same GCRA as the Redis script, per process.
+
+Used when ``REDIS_URL`` is unset (the limits then hold for this process only,
+which start-up logs say), and as the ``local`` answer to Redis failing
+(``redis.on_error``), where each process takes ``1 / redis.replicas`` of every
+quota so that the replicas together stay within it. It runs
+:func:`gateway.core.quota.evaluate` directly, so the two backends cannot
+drift apart; the clock is the monotonic clock, in microseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from gateway.config import RatePolicy
+from gateway.core.quota import evaluate, extend_cooldown, release_value
+from gateway.metrics import Metrics
+from gateway.server.limiter import Decision, decision_of, plan, record
+
+# Forget keys whose backlog has drained every this many decisions.
+PURGE_EVERY = 1024
+
+
+def monotonic_us() -> int:
+    return time.monotonic_ns() // 1000
+
+
+class MemoryLimiter:
+    def __init__(
+        self,
+        metrics: Metrics,
+        prefix: str = "gw",
+        share: int = 1,
+        clock: Callable[[], int] = monotonic_us,
+    ) -> None:
+        self._metrics = metrics
+        self._prefix = prefix
+        self._share = share
+        self._clock = clock
+        self._values: dict[str, int] = {}  # TATs and cool-down ends, by key
+        self._count = 0
+
+    def status(self) -> str:
+        return "memory (limits are per process)"
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def acquire(
+        self,
+        upstream: str,
+        policies: Sequence[RatePolicy],
+        account: str,
+        user: str | None,
+    ) -> Decision:
+        return self.decide(upstream, policies, account, user)
+
+    def decide(
+        self,
+        upstream: str,
+        policies: Sequence[RatePolicy],
+        account: str,
+        user: str | None,
+    ) -> Decision:
+        call = plan(self._prefix, upstream, policies, account, user, self._share)
+        now = self._clock()
+        values = self._values
+        outcome = evaluate(
+            now,
+            call.limits,
+            call.keys,
+            [values.get(k, 0) for k in call.keys],
+            values.get(call.cooldown, 0),
+        )
+        for p in outcome.policies:
+            if p.committed:
+                values[p.key] = p.tat_us
+        self._count += 1
+        if self._count % PURGE_EVERY == 0:
+            self._purge(now)
+        decision = decision_of(upstream, outcome, "memory")
+        record(self._metrics, upstream, outcome, decision)
+        return decision
+
+    async def release(self, upstream: str, decision: Decision) -> None:
+        now = self._clock()
+        for hold in decision.holds:
+            value = release_value(now, self._values.get(hold.key, 0), hold)
+            if value == 0:
+                self._values.pop(hold.key, None)
+            elif value is not None:
+                self._values[hold.key] = value
+
+    async def cooldown(self, upstream: str, account: str, seconds: float) -> None:
+        self.note_cooldown(upstream, account, seconds)
+        self._metrics.cooldowns.labels(upstream).inc()
+
+    def note_cooldown(self, upstream: str, account: str, seconds: float) -> None:
+        """Remember a cool-down here without counting it (the Redis limiter
+        counts it once and keeps a copy for its fallback)."""
+        key = plan(self._prefix, upstream, (), account, None).cooldown
+        self._values[key] = extend_cooldown(self._clock(), self._values.get(key, 0), seconds)
+
+    def _purge(self, now: int) -> None:
+        self._values = {k: v for k, v in self._values.items() if v > now}

@@ -1,0 +1,294 @@
+"""The Redis limiter: every policy of a call checked and charged in one round trip.
+
+- :data:`SCRIPT` (``gateway/lua/gcra.lua``, package data) is read once and run
+  with ``EVALSHA``; a ``NOSCRIPT`` answer (a restarted Redis, ``SCRIPT FLUSH``)
+  loads it again and re-runs the calls that missed, so it survives either.
+- Calls that arrive while a round trip is in flight share the next one: they
+  go out together as one pipeline (``batch``), which multiplies the decisions
+  per second a process gets out of Redis (``bench/limiter.py`` measures it).
+- Every Redis operation has ``redis.timeout`` (50 ms by default) in all,
+  whatever redis-py would retry. This module is the only place where redis
+  exceptions are caught and translated (:class:`RedisUnavailable`); each one
+  counts in ``gateway_redis_errors_total``.
+- The first failure opens a :class:`~gateway.server.circuit.CircuitBreaker`:
+  calls then get the ``redis.on_error`` answer without touching Redis, while one
+  probe (``PING`` + ``SCRIPT LOAD``) runs every ``redis.probe_interval``; when
+  it succeeds, Redis is used again. ``local`` is the in-memory GCRA with
+  ``1 / redis.replicas`` of each quota; ``open`` lets calls through; ``closed``
+  refuses them (503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import time
+from collections.abc import Sequence
+from importlib.resources import files
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+from gateway.config import RatePolicy, RedisConfig
+from gateway.core.quota import Hold, parse_reply, script_args
+from gateway.logs import get_logger
+from gateway.metrics import Metrics
+from gateway.server.circuit import CircuitBreaker
+from gateway.server.limiter import (
+    ALLOW,
+    Call,
+    Decision,
+    ManagedLimiter,
+    decision_of,
+    plan,
+    record,
+    record_open,
+)
+from gateway.server.limiter_memory import MemoryLimiter
+
+SCRIPT = files("gateway").joinpath("lua/gcra.lua").read_text()
+log = get_logger("gateway.ratelimit")
+
+Pending = tuple[Sequence[str], Sequence[str | int], "asyncio.Future[Any]"]
+
+
+class RedisUnavailable(Exception):
+    """Redis failed, timed out or refused a command; names only the error type."""
+
+
+class ScriptRunner:
+    """Runs :data:`SCRIPT` by ``EVALSHA``, batching concurrent calls when asked."""
+
+    def __init__(self, redis: Redis, timeout: float, batch: bool = True) -> None:
+        self.sha = hashlib.sha1(SCRIPT.encode()).hexdigest()
+        self._redis = redis
+        self._timeout = timeout
+        self._batch = batch
+        self._pending: list[Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.round_trips = 0  # for the benchmark
+
+    def submit(self, keys: Sequence[str], args: Sequence[str | int]) -> asyncio.Future[Any]:
+        """A future of the script's answer, or of :class:`RedisUnavailable`."""
+        loop = asyncio.get_running_loop()
+        if not self._batch:
+            return loop.create_task(self._one(keys, args))
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((keys, args, future))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush())
+        return future
+
+    async def load(self) -> None:
+        async with asyncio.timeout(self._timeout):
+            await self._redis.script_load(SCRIPT)
+
+    async def _one(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        (result,) = await self._run([(keys, args)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    results = await self._run([(keys, args) for keys, args, _ in batch])
+                except RedisUnavailable as exc:
+                    results = [exc] * len(batch)
+                for (_, _, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._flusher = None
+
+    async def _run(self, calls: list[tuple[Sequence[str], Sequence[str | int]]]) -> list[Any]:
+        try:
+            async with asyncio.timeout(self._timeout):
+                results = await self._send(calls)
+                missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+                if missing:
+                    await self._redis.script_load(SCRIPT)
+                    again = await self._send([calls[i] for i in missing])
+                    for i, result in zip(missing, again, strict=True):
+                        results[i] = result
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise RedisUnavailable(type(exc).__name__) from exc
+        return [
+            RedisUnavailable(type(r).__name__) if isinstance(r, Exception) else r for r in results
+        ]
+
+    async def _send(self, calls: list[tuple[Sequence[str], Sequence[str | int]]]) -> list[Any]:
+        self.round_trips += 1
+        if len(calls) == 1:
+            keys, args = calls[0]
+            try:
+                return [await self._redis.evalsha(self.sha, len(keys), *keys, *args)]
+            except ResponseError as exc:  # NOSCRIPT, BUSY, OOM...: judged per call
+                return [exc]
+        pipe = self._redis.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(self.sha, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))
+
+
+class RedisLimiter:
+    def __init__(
+        self, redis: Redis, config: RedisConfig, metrics: Metrics, batch: bool = True
+    ) -> None:
+        self._redis = redis
+        self._config = config
+        self._metrics = metrics
+        self._prefix = config.key_prefix
+        self.runner = ScriptRunner(redis, config.timeout, batch)
+        self._local = MemoryLimiter(metrics, config.key_prefix, share=config.replicas)
+        self._breaker = CircuitBreaker(self._probe, config.probe_interval, self._changed)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        try:
+            await self.runner.load()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed(RedisUnavailable(type(exc).__name__))
+
+    async def aclose(self) -> None:
+        await self._breaker.aclose()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def status(self) -> str:
+        if not self._breaker.is_open:
+            return "redis"
+        since = time.strftime("%H:%M:%SZ", time.gmtime(self._breaker.opened_at))
+        return (
+            f"{self._config.on_error} fallback: Redis unreachable since {since} "
+            f"({self._breaker.failures} failures), probing every {self._config.probe_interval:g}s"
+        )
+
+    async def acquire(
+        self,
+        upstream: str,
+        policies: Sequence[RatePolicy],
+        account: str,
+        user: str | None,
+    ) -> Decision:
+        if self._breaker.is_open:
+            return await self._fallback(upstream, policies, account, user)
+        call = plan(self._prefix, upstream, policies, account, user)
+        future = self.runner.submit(
+            (call.cooldown, *call.keys), ["acquire", *script_args(call.limits)]
+        )
+        try:
+            reply = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The caller left while Redis was answering: give back what it got.
+            future.add_done_callback(functools.partial(self._abandoned, upstream, call))
+            raise
+        except RedisUnavailable as exc:
+            self._failed(exc)
+            return await self._fallback(upstream, policies, account, user)
+        outcome = parse_reply(reply, call.limits, call.keys)
+        decision = decision_of(upstream, outcome, "redis")
+        record(self._metrics, upstream, outcome, decision)
+        return decision
+
+    async def release(self, upstream: str, decision: Decision) -> None:
+        if not decision.holds:
+            return
+        if decision.backend == "memory":
+            await self._local.release(upstream, decision)
+        elif not self._breaker.is_open:
+            await self._release_holds(decision.holds)
+
+    async def cooldown(self, upstream: str, account: str, seconds: float) -> None:
+        self._metrics.cooldowns.labels(upstream).inc()
+        self._local.note_cooldown(upstream, account, seconds)  # for the fallback
+        if self._breaker.is_open:
+            return
+        key = plan(self._prefix, upstream, (), account, None).cooldown
+        try:
+            await self.runner.submit((key,), ["cooldown", max(0, round(seconds * 1_000_000))])
+        except RedisUnavailable as exc:
+            self._failed(exc)
+
+    async def _release_holds(self, held: Sequence[Hold]) -> None:
+        args: list[str | int] = ["release"]
+        for hold in held:
+            args += [str(hold.expected_us), str(hold.previous_us)]
+        try:
+            await self.runner.submit([h.key for h in held], args)
+        except RedisUnavailable as exc:
+            self._failed(exc)
+
+    def _abandoned(self, upstream: str, call: Call, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        outcome = parse_reply(future.result(), call.limits, call.keys)
+        decision = decision_of(upstream, outcome, "redis")
+        if decision.holds:
+            task = asyncio.get_running_loop().create_task(self._release_holds(decision.holds))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _fallback(
+        self, upstream: str, policies: Sequence[RatePolicy], account: str, user: str | None
+    ) -> Decision:
+        mode = self._config.on_error
+        enforced = [p for p in policies if not p.shadow]
+        if mode == "local" or not enforced:
+            # Without an enforced policy only a cool-down known here can hold the call.
+            return self._local.decide(upstream, policies if mode == "local" else (), account, user)
+        if mode == "open":
+            record_open(self._metrics, upstream, enforced)
+            return ALLOW
+        return Decision(
+            allowed=False,
+            unavailable=True,
+            detail="the rate limiter cannot reach Redis (redis.on_error: closed)",
+        )
+
+    def _failed(self, exc: RedisUnavailable) -> None:
+        self._metrics.redis_errors.inc()
+        if not self._breaker.is_open:
+            log.warning(
+                "redis_unavailable",
+                error=str(exc),
+                on_error=self._config.on_error,
+                probe_interval=self._config.probe_interval,
+            )
+        self._breaker.trip()
+
+    async def _probe(self) -> None:
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                await self._redis.ping()
+                await self._redis.script_load(SCRIPT)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._metrics.redis_errors.inc()
+            raise RedisUnavailable(type(exc).__name__) from exc
+
+    def _changed(self, opened: bool) -> None:
+        self._metrics.circuit_open.labels("redis").set(int(opened))
+        self._metrics.limiter_backend.set(int(opened))
+        if not opened:
+            log.info("redis_recovered", detail="rate limits are shared through Redis again")
+
+
+def create_limiter(
+    config: RedisConfig, redis: Redis | None, metrics: Metrics, batch: bool | None = None
+) -> ManagedLimiter:
+    """Redis when a client is configured; else the in-memory limiter, said at start-up."""
+    if redis is None:
+        log.info("limiter", backend="memory", detail="rate limits hold for this process only")
+        return MemoryLimiter(metrics, config.key_prefix)
+    log.info("limiter", backend="redis", on_error=config.on_error, replicas=config.replicas)
+    metrics.circuit_open.labels("redis").set(0)
+    metrics.limiter_backend.set(0)
+    return RedisLimiter(redis, config, metrics, config.batch if batch is None else batch)
