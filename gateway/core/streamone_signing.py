@@ -93,7 +93,7 @@ def json_arguments(body: bytes) -> Pairs:
 
 def encode_form(pairs: Sequence[tuple[str, str]]) -> bytes:
     """``application/x-www-form-urlencoded`` bytes, spaces as ``%20``."""
-    return urlencode(list(pairs), quote_via=quote).encode("ascii")
+    return urlencode(list(pairs), safe="", quote_via=quote).encode("ascii")
 
 
 def caller_parameters(raw_query: str) -> Pairs:
@@ -136,7 +136,7 @@ def call_parameters(
 
 
 def encode_query(pairs: Sequence[tuple[str, str]]) -> str:
-    return urlencode(list(pairs), quote_via=quote)
+    return urlencode(list(pairs), safe="", quote_via=quote)
 
 
 def string_to_sign(path: str, query: str, body: bytes) -> bytes:
