@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit bench clean venv redis-server
+.PHONY: run test lint typecheck unit bench clean venv redis-server prometheus ops-lint
 
 venv: $(STAMP)
 
@@ -20,7 +20,7 @@ run: venv
 	$(BIN)/python -m gateway.devrun
 
 ## make test: lint, type-check, then the whole suite against a real Redis
-test: venv redis-server lint
+test: venv redis-server prometheus lint ops-lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: venv
@@ -35,6 +35,24 @@ redis-server:
 	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null 2>&1 || \
 	  (sudo apt-get update -qq && sudo apt-get install -y -qq redis-server) >/dev/null; \
 	fi
+
+# promtool and prometheus (Debian's package) for the rule and dashboard tests. The
+# package's service is not started (RUNLEVEL=1). If it cannot be installed, the
+# tests that need it are skipped, each saying why.
+prometheus:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+	  echo "prometheus/promtool are missing: installing Debian's prometheus package"; \
+	  export DEBIAN_FRONTEND=noninteractive RUNLEVEL=1; \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus) >/dev/null 2>&1 || \
+	  (sudo -E apt-get update -qq && sudo -E apt-get install -y -qq --no-install-recommends prometheus) >/dev/null 2>&1 || \
+	  echo "WARNING: could not install prometheus; the tests that need it will be skipped"; \
+	fi
+
+# The Dockerfile (hadolint) and the dashboard generator (ruff).
+ops-lint: venv
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/ruff check deploy
+	$(BIN)/ruff format --check deploy
 
 bench: venv
 	$(BIN)/python bench/limiter.py

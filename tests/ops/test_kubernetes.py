@@ -1,0 +1,161 @@
+"""deploy/kubernetes: schema-valid at a current Kubernetes, and consistent (issue 6 §6).
+
+``kubernetes-validate`` (strict: unknown fields are errors) checks every
+resource of the kustomization at the newest Kubernetes the installed package
+knows. The rest checks what a schema cannot: the sidecar is native, its probes
+hit the gateway's ops port, the Secret holds every key the pod reads, and the
+mounted config loads with the real loader under the pod's environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from gateway.config import load_config
+from tests.ops.support import DEPLOY, load_yaml_docs
+
+K8S = DEPLOY / "kubernetes"
+CONTRACT_ENV = {
+    "BIZZSTREAM_URL", "BIZZSTREAM_TOKEN", "BIZZSTREAM_ENVIRONMENT_ID",
+    "BEESWAX_URL", "BEESWAX_EMAIL", "BEESWAX_PASSWORD",
+    "BUZZSTREAM_URL", "BUZZSTREAM_CONSUMER_KEY", "BUZZSTREAM_CONSUMER_SECRET",
+    "STREAMONE_URL", "STREAMONE_AUTH_TYPE", "STREAMONE_ACTOR_ID", "STREAMONE_PSK", "REDIS_URL",
+}  # fmt: skip
+SECRET_ENV = CONTRACT_ENV - {
+    "BIZZSTREAM_URL",
+    "BEESWAX_URL",
+    "BUZZSTREAM_URL",
+    "STREAMONE_URL",
+    "STREAMONE_AUTH_TYPE",
+}
+
+
+def _resources() -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    docs = []
+    for name in kustomization["resources"]:
+        docs.extend(load_yaml_docs(K8S / name))
+    return docs
+
+
+def _find(kind: str, name: str) -> dict[str, Any]:
+    (found,) = [d for d in _resources() if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
+
+
+def _app() -> dict[str, Any]:
+    return _find("Deployment", "example-app")
+
+
+def _gateway(pod: dict[str, Any]) -> dict[str, Any]:
+    (sidecar,) = [c for c in pod["initContainers"] if c["name"] == "gateway"]
+    return sidecar
+
+
+def test_every_resource_is_valid_at_the_newest_kubernetes_version() -> None:
+    version = kubernetes_validate.latest_version()
+    assert tuple(int(p) for p in version.split(".")[:2]) >= (1, 34)
+    resources = _resources()
+    assert {d["kind"] for d in resources} >= {"Deployment", "Service", "Secret", "ConfigMap"}
+    for doc in resources:
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_strict_validation_would_catch_a_typo() -> None:
+    broken = _app()
+    _gateway(broken["spec"]["template"]["spec"])["restartPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_the_gateway_is_a_native_sidecar_with_probes_on_its_ops_port() -> None:
+    pod = _app()["spec"]["template"]["spec"]
+    gateway = _gateway(pod)
+    assert gateway["restartPolicy"] == "Always"
+    (port,) = gateway["ports"]
+    assert gateway["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    assert gateway["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert gateway["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+    assert gateway["resources"]["requests"] and gateway["resources"]["limits"]
+    security = gateway["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001  # the image's USER
+
+
+def test_every_credential_comes_from_the_secret_and_the_secret_has_every_key() -> None:
+    gateway = _gateway(_app()["spec"]["template"]["spec"])
+    env = {e["name"]: e for e in gateway["env"]}
+    assert set(env) >= CONTRACT_ENV
+    secret = _find("Secret", "gateway-upstream-credentials")
+    for name in SECRET_ENV:
+        ref = env[name]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == secret["metadata"]["name"]
+        assert ref["key"] in secret["stringData"], name
+    for name in CONTRACT_ENV - SECRET_ENV:
+        assert "value" in env[name], name
+
+
+def _pod_env() -> dict[str, str]:
+    gateway = _gateway(_app()["spec"]["template"]["spec"])
+    secret = _find("Secret", "gateway-upstream-credentials")["stringData"]
+    out = {}
+    for item in gateway["env"]:
+        if "value" in item:
+            out[item["name"]] = item["value"]
+        else:
+            out[item["name"]] = secret[item["valueFrom"]["secretKeyRef"]["key"]]
+    return out
+
+
+def test_the_mounted_config_loads_under_the_pods_environment(tmp_path: Path) -> None:
+    pod = _app()["spec"]["template"]["spec"]
+    gateway = _gateway(pod)
+    configmap = _find("ConfigMap", "gateway-config")
+    (mount,) = gateway["volumeMounts"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == "gateway-config" and mount["readOnly"]
+    env = _pod_env()
+    assert env["GATEWAY_CONFIG"] == f"{mount['mountPath']}/gateway.yaml"
+    path = tmp_path / "gateway.yaml"
+    path.write_text(configmap["data"]["gateway.yaml"])
+    config = load_config(path, env)  # the real loader: every ${VAR} must be set
+    assert config.listen_host == "127.0.0.1"  # the proxy stays inside the pod
+    assert config.ops_listen == ("0.0.0.0", gateway["ports"][0]["containerPort"])
+    assert config.redis.replicas == _app()["spec"]["replicas"]
+    assert set(config.upstreams) == {"bizzstream", "beeswax", "buzzstream", "streamone"}
+    # Kubernetes waits longer than the gateway drains.
+    assert pod["terminationGracePeriodSeconds"] > config.shutdown_grace
+
+
+def test_scraping_reaches_the_ops_port() -> None:
+    pod_template = _app()["spec"]["template"]
+    labels = pod_template["metadata"]["labels"]
+    port = _gateway(pod_template["spec"])["ports"][0]
+    service = _find("Service", "example-app-gateway-metrics")
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == port["name"]
+    annotations = pod_template["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port["containerPort"])
+    (monitor,) = load_yaml_docs(K8S / "podmonitor.yaml")
+    assert monitor["kind"] == "PodMonitor"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    endpoint = monitor["spec"]["podMetricsEndpoints"][0]
+    assert endpoint["port"] == port["name"] and endpoint["path"] == "/metrics"
+
+
+def test_redis_is_there_for_the_shared_quotas() -> None:
+    redis = _find("Service", "gateway-redis")
+    url = _find("Secret", "gateway-upstream-credentials")["stringData"]["REDIS_URL"]
+    assert url.startswith(
+        f"redis://{redis['metadata']['name']}:{redis['spec']['ports'][0]['port']}"
+    )
+    deployment = _find("Deployment", "gateway-redis")
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True

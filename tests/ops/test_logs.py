@@ -1,0 +1,187 @@
+"""Logs: ``redact_secrets``, level and format from config or environment, the pipeline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from gateway import logs
+from gateway.logs import REDACTED, configure_logging, log_settings, redact_secrets
+from tests.harness import CONFIG, ROOT, Standins, gateway_env
+
+
+def redact(**event: Any) -> dict[str, Any]:
+    return dict(redact_secrets(None, "info", dict(event)))
+
+
+@pytest.fixture
+def clean_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    known = set(logs._known_secrets)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger("aiohttp.access").disabled = False
+    logs._known_secrets.clear()
+    logs._known_secrets.update(known)
+    structlog.reset_defaults()
+
+
+# --- redact_secrets -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key", ["authorization", "Authorization", "cookie", "set_cookie", "password",
+            "consumer_secret", "token", "access_token", "psk", "oauth_signature",
+            "api_key", "api-key", "session_key"],
+)  # fmt: skip
+def test_values_under_secret_keys_are_redacted(key: str) -> None:
+    assert redact(**{key: "s3cr3t-value"})[key] == REDACTED
+
+
+def test_other_keys_and_non_string_flags_pass_unchanged() -> None:
+    event = redact(event="request", upstream="beeswax", status=200, token_expired=True, path="/x")
+    assert event == {
+        "event": "request", "upstream": "beeswax", "status": 200, "token_expired": True,
+        "path": "/x",
+    }  # fmt: skip
+
+
+def test_nested_mappings_and_lists_are_redacted() -> None:
+    event = redact(headers={"Authorization": "Bearer abc.def", "Accept": "json"},
+                   items=[{"password": "pw"}, "Bearer xyz123"])  # fmt: skip
+    assert event["headers"] == {"Authorization": REDACTED, "Accept": "json"}
+    assert event["items"] == [{"password": REDACTED}, f"Bearer={REDACTED}"]
+
+
+@pytest.mark.parametrize(
+    ("text", "leak"),
+    [
+        ("upstream said: Authorization: Bearer eyJhbGciOi.payload.sig", "eyJhbGciOi"),
+        ("Basic dXNlcjpwYXNz failed", "dXNlcjpwYXNz"),
+        ('OAuth oauth_consumer_key="k", oauth_signature="c2lnbmF0dXJl"', "c2lnbmF0dXJl"),
+        ("GET /api/item/view?api=3&signature=0a1b2c3d4e&user=u", "0a1b2c3d4e"),
+        ("login with password=hunter2&email=a@b.c", "hunter2"),
+        ("token=abcdef123456 expired", "abcdef123456"),
+    ],
+)
+def test_secret_looking_substrings_are_masked_inside_any_string(text: str, leak: str) -> None:
+    out = redact(detail=text)["detail"]
+    assert leak not in out
+    assert REDACTED in out
+
+
+def test_registered_config_secrets_are_masked_wherever_they_appear(clean_logging: None) -> None:
+    logs.register_secrets(["psk-1234-abcd", "abc"])  # too short values are not registered
+    out = redact(event="upstream replied", detail="echo: psk-1234-abcd!", note="abc")
+    assert out["detail"] == f"echo: {REDACTED}!"
+    assert out["note"] == "abc"
+
+
+# --- level and format -----------------------------------------------------------
+
+
+def test_environment_overrides_the_config_file() -> None:
+    assert log_settings("info", "auto", {}) == ("info", "auto")
+    env = {"GATEWAY_LOG_LEVEL": "DEBUG", "GATEWAY_LOG_FORMAT": "console"}
+    assert log_settings("info", "json", env) == ("debug", "console")
+    assert log_settings("warning", "json", {"GATEWAY_LOG_LEVEL": ""}) == ("warning", "json")
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [({"GATEWAY_LOG_LEVEL": "verbose"}, "GATEWAY_LOG_LEVEL"),
+     ({"GATEWAY_LOG_FORMAT": "xml"}, "GATEWAY_LOG_FORMAT")],
+)  # fmt: skip
+def test_a_bad_environment_value_is_an_error_naming_the_variable(
+    env: dict[str, str], name: str
+) -> None:
+    with pytest.raises(ValueError, match=name):
+        log_settings("info", "auto", env)
+
+
+def test_check_config_refuses_a_bad_log_level_from_the_environment(standins: Standins) -> None:
+    env = gateway_env(standins, GATEWAY_LOG_LEVEL="loud")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "check-config", "--config", str(CONFIG)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "log.level" in result.stderr or "GATEWAY_LOG_LEVEL" in result.stderr
+
+
+def _lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_the_level_filters_and_json_lines_go_to_stdout(
+    clean_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("warning", "json")
+    log = structlog.get_logger("gateway.test")
+    log.info("quiet")
+    log.warning("loud", password="pw", detail="Bearer abc.def")
+    (line,) = _lines(capsys.readouterr().out)
+    assert line["event"] == "loud" and line["level"] == "warning"
+    assert line["password"] == REDACTED and "abc.def" not in line["detail"]
+    assert line["timestamp"].endswith("Z")
+
+
+def test_standard_library_records_become_redacted_json_lines(
+    clean_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("info", "json")
+    logging.getLogger("aiohttp.server").error("Error handling request: token=abc123456")
+    logging.getLogger("aiohttp.server").debug("below the level")
+    (line,) = _lines(capsys.readouterr().out)
+    assert line["logger"] == "aiohttp.server" and line["level"] == "error"
+    assert "abc123456" not in line["event"]
+
+
+def test_console_format_is_human_readable(
+    clean_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("info", "console")
+    structlog.get_logger("gateway.test").info("started", listen="127.0.0.1:8080")
+    out = capsys.readouterr().out
+    assert "started" in out and "listen" in out
+    with pytest.raises(ValueError):
+        json.loads(out)
+
+
+# --- the canonical line ---------------------------------------------------------
+
+CANONICAL = {"request_id", "upstream", "method", "path", "status", "code", "duration_ms",
+             "ratelimit_delay_ms"}  # fmt: skip
+
+
+async def test_one_canonical_line_per_request_with_the_contract_fields(
+    gateway_client: Any,
+) -> None:
+    with capture_logs() as captured:
+        resp = await gateway_client.get(
+            "/bizzstream/api/v1/documents?ddName=orders&token=query-secret",
+            headers={"X-Request-Id": "canon-1"},
+        )
+        assert resp.status == 200
+        resp = await gateway_client.get("/nowhere/x", headers={"X-Request-Id": "canon-2"})
+        assert resp.status == 404
+    lines = [e for e in captured if e["event"] == "request"]
+    assert [e["request_id"] for e in lines] == ["canon-1", "canon-2"]
+    ok, unknown = lines
+    assert set(ok) >= CANONICAL
+    assert ok["path"] == "/bizzstream/api/v1/documents"  # never the query
+    assert (ok["upstream"], ok["status"], ok["code"]) == ("bizzstream", 200, "ok")
+    assert (unknown["upstream"], unknown["status"], unknown["code"]) == (
+        None, 404, "unknown_upstream"
+    )  # fmt: skip
+    assert "query-secret" not in json.dumps(lines)
