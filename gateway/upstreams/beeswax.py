@@ -223,6 +223,8 @@ SPEC = UpstreamSpec(
     success_headers=partial_failure_headers,
     default_limits=(
         {"name": "report_queue", "match": "/rest/report_queue*", "limit": 1, "period": "1s",
-         "on_exceed": "delay", "max_delay": "10s"},
+         "margin": "100ms", "on_exceed": "delay", "max_delay": "10s"},
+        {"name": "login", "match": "/rest/*authenticate", "methods": ["POST"], "limit": 10,
+         "period": "1m", "burst": 1, "on_exceed": "reject"},
     ),
 )  # fmt: skip
