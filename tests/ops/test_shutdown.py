@@ -73,7 +73,6 @@ def _delay_policy(data: dict[str, Any]) -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.skip(reason="TEMPORARY: needs issue 4's limiter (state.limiter is NoLimiter)")
 def test_sigterm_lets_a_call_waiting_on_a_rate_limit_delay_finish(
     fresh_standins: Standins, tmp_path: Path
 ) -> None:
