@@ -18,6 +18,8 @@ from gateway.server.app import create_app
 from tests.harness import CONFIG, Standins, gateway_env, launch_standins, start_redis
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "gateway" / "schemas" / "problem.json"
+# Every problem+json body any test reads or the in-process gateway makes is validated.
+pytest_plugins = ["tests.problem_check"]
 
 
 @pytest.fixture(scope="session")
