@@ -20,6 +20,10 @@
 --             -> the number of keys given back
 --   cooldown  KEYS = {cool-down key}; ARGV = {'cooldown', seconds_us}
 --             -> {now_us, until_us}
+--   seed      KEYS = {key}; ARGV = {'seed', backlog_us}
+--             Raises the key to now + backlog_us (never lowers it): a replica
+--             hands back what it reserved in memory while Redis was away.
+--             -> 1 if raised, else 0
 
 if redis.replicate_commands then
   redis.replicate_commands() -- Redis < 5: TIME before a write needs effects replication
@@ -64,6 +68,15 @@ if op == 'release' then
     end
   end
   return given
+end
+
+if op == 'seed' then
+  local value = now + tonumber(ARGV[2])
+  if value > now and value > stored(KEYS[1]) then
+    put(KEYS[1], value)
+    return 1
+  end
+  return 0
 end
 
 if op ~= 'acquire' then

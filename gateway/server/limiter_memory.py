@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from gateway.config import RatePolicy
-from gateway.core.quota import evaluate, extend_cooldown, release_value
+from gateway.core.quota import Outcome, evaluate, extend_cooldown, release_value
 from gateway.metrics import Metrics
 from gateway.server.limiter import Decision, decision_of, plan, record
 
@@ -79,9 +79,7 @@ class MemoryLimiter:
         for p in outcome.policies:
             if p.committed:
                 values[p.key] = p.tat_us
-        self._count += 1
-        if self._count % PURGE_EVERY == 0:
-            self._purge(now)
+        self._tick(now)
         decision = decision_of(upstream, outcome, "memory")
         record(self._metrics, upstream, outcome, decision)
         return decision
@@ -105,5 +103,24 @@ class MemoryLimiter:
         key = plan(self._prefix, upstream, (), account, None).cooldown
         self._values[key] = extend_cooldown(self._clock(), self._values.get(key, 0), seconds)
 
-    def _purge(self, now: int) -> None:
-        self._values = {k: v for k, v in self._values.items() if v > now}
+    def mirror(self, outcome: Outcome) -> None:
+        """Copy what Redis just charged (Redis time, moved onto this clock), so
+        that a fallback starts from the shared queue instead of from empty."""
+        now = self._clock()
+        offset = now - outcome.now_us
+        values = self._values
+        for p in outcome.policies:
+            if p.committed and p.tat_us + offset > values.get(p.key, 0):
+                values[p.key] = p.tat_us + offset
+        self._tick(now)
+
+    def backlogs(self) -> list[tuple[str, int]]:
+        """Every live key with how far ahead of now it reaches (microseconds):
+        what the Redis limiter seeds Redis with when it comes back."""
+        now = self._clock()
+        return [(k, v - now) for k, v in self._values.items() if v > now]
+
+    def _tick(self, now: int) -> None:
+        self._count += 1
+        if self._count % PURGE_EVERY == 0:
+            self._values = {k: v for k, v in self._values.items() if v > now}

@@ -195,6 +195,7 @@ class RedisLimiter:
             self._failed(exc)
             return await self._fallback(upstream, policies, account, user)
         outcome = parse_reply(reply, call.limits, call.keys)
+        self._local.mirror(outcome)
         decision = decision_of(upstream, outcome, "redis")
         record(self._metrics, upstream, outcome, decision)
         return decision
@@ -266,6 +267,9 @@ class RedisLimiter:
         self._breaker.trip()
 
     async def _probe(self) -> None:
+        """Redis answers and has the script; then what this process reserved
+        in memory meanwhile is handed to Redis, so that no replica's queued
+        calls are forgotten when the shared limits resume."""
         try:
             async with asyncio.timeout(self._config.timeout):
                 await self._redis.ping()
@@ -273,6 +277,13 @@ class RedisLimiter:
         except (RedisError, OSError, TimeoutError) as exc:
             self._metrics.redis_errors.inc()
             raise RedisUnavailable(type(exc).__name__) from exc
+        seeds = [
+            self.runner.submit((key,), ["seed", backlog]) for key, backlog in self._local.backlogs()
+        ]
+        results = await asyncio.gather(*seeds, return_exceptions=True)
+        if any(isinstance(r, BaseException) for r in results):
+            self._metrics.redis_errors.inc()
+            raise RedisUnavailable("seeding failed")
 
     def _changed(self, opened: bool) -> None:
         self._metrics.circuit_open.labels("redis").set(int(opened))
