@@ -69,7 +69,11 @@ _STACK = re.compile(
     r"|goroutine \d+ \[|\S+\.go:\d+ \+0x",
     re.MULTILINE,
 )
-_AUTH_VALUE = re.compile(r"(?i)\b(bearer|basic|digest|hmac|oauth)\s+[A-Za-z0-9._~+/=-]{6,}")
+# A credential after an auth scheme: 8+ token characters with a digit or a base64 sign
+# ("Bearer 3f9a...", "Basic dXNlcjpw..."), not an English word ("Bearer token required").
+_AUTH_VALUE = re.compile(
+    r"(?i)\b(bearer|basic|digest)\s+(?=[A-Za-z0-9._~+/=-]*[0-9+/=])[A-Za-z0-9._~+/=-]{8,}"
+)
 _KEY_VALUE = re.compile(
     r"(?i)\b((?:[a-z]+_)?(?:token|password|passwd|pwd|secret|api_?key|apikey|psk|signature"
     r"|session(?:_?id|_?key)?|cookie|authorization|credentials?)|oauth_[a-z_]+)"
@@ -92,7 +96,7 @@ _FIELD_KEYS = (
 _PATH_KEYS = ("path", "loc")
 _MESSAGE_KEYS = (
     "message", "msg", "detail", "description", "error", "reason", "text", "errorMessage",
-    "messages", "errors", "title",
+    "messages", "errors",
 )  # fmt: skip
 _MAX_DEPTH = 8
 
