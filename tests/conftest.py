@@ -45,7 +45,10 @@ def redis_flushed(redis_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def standins() -> Iterator[Standins]:
-    s = launch_standins()
+    # Each gateway the suite starts logs in to Beeswax (one session per tenant), far
+    # more often than the stand-in's 10 logins/minute; that limit and the gateway's
+    # back-off are tested with their own stand-ins (tests/e2e/test_auth_beeswax.py).
+    s = launch_standins({"beeswax": {"login_limit_per_minute": 10_000}})
     try:
         yield s
     finally:
