@@ -15,6 +15,7 @@ so every counter moves between two samples. Then:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import shutil
@@ -29,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.core.problem import CATALOGUE
 from gateway.devrun import STANDIN_CREDENTIALS
 from gateway.metrics import KNOWN_METHODS
-from tests.harness import Gateway, Standins, free_port, gateway_env, launch_gateway
+from tests.harness import Gateway, free_port, gateway_env, launch_gateway, launch_standins
 from tests.ops import expressions as ex
 from tests.ops.promserver import PromServer, start_prometheus
 from tests.ops.support import call, config_with, tool
@@ -72,22 +73,25 @@ def _prometheus_binary() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def stack(
-    standins: Standins, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    standins.reset()
-    config = config_with(tmp_path_factory.mktemp("live"), with_probe_policies)
-    healthy = launch_gateway(gateway_env(standins, redis_url), config)
-    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
-    degraded = launch_gateway(
-        gateway_env(standins, dead_redis, BEESWAX_PASSWORD="wrong", STREAMONE_PSK="wrong-psk")
-    )
-    prom = None
-    try:
+def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with contextlib.ExitStack() as cleanup:
+        # Stand-ins of its own: the shared ones carry other tests' login-rate windows.
+        standins = launch_standins()
+        cleanup.callback(standins.stop)
+        config = config_with(tmp_path_factory.mktemp("live"), with_probe_policies)
+        healthy = launch_gateway(gateway_env(standins, redis_url), config)
+        cleanup.callback(healthy.stop)
+        dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+        degraded = launch_gateway(
+            gateway_env(standins, dead_redis, BEESWAX_PASSWORD="wrong", STREAMONE_PSK="wrong-psk")
+        )
+        cleanup.callback(degraded.stop)
+        prom = None
         binary = _prometheus_binary()
         if binary is not None:
             targets = [g.url.removeprefix("http://") for g in (healthy, degraded)]
             prom = start_prometheus(binary, {"gateway": targets}, ex.RULE_FILES)
+            cleanup.callback(prom.stop)
             prom.wait_scrapes("gateway", 1)
         s = Stack(healthy, degraded, prom)
         for round_no in (1, 2):
@@ -101,11 +105,6 @@ def stack(
             prom.wait_scrapes("gateway", 1)
         s.metrics_text = call(healthy.url + "/metrics")[2].decode()
         yield s
-    finally:
-        if prom is not None:
-            prom.stop()
-        healthy.stop()
-        degraded.stop()
 
 
 def _families(text: str) -> dict[str, Any]:
