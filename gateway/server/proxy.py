@@ -171,9 +171,14 @@ async def _proxy(
     reply = result.reply
     info.upstream_status = reply.status
 
-    if reply.body is not None and not reply.truncated:
-        problem = spec.parse_error(reply) if reply.status >= 400 or spec.errors_in_200 else None
-        if problem is None and reply.status >= 400:
+    is_error = reply.status >= 400
+    if reply.body is not None and (is_error or not reply.truncated):
+        if result.response is not None:
+            # An error body over the bound: the parser sees the bounded prefix,
+            # the rest is never read.
+            result.response.close()
+        problem = spec.parse_error(reply) if is_error or spec.errors_in_200 else None
+        if problem is None and is_error:
             raise UpstreamError(f"{name} answered HTTP {reply.status}", upstream=name)
         if problem is not None:
             if problem.code == "rate_limited":
@@ -181,11 +186,6 @@ async def _proxy(
                 await state.limiter.cooldown(name, account, problem.retry_after or 1.0)
             raise UpstreamProblem(problem.with_upstream(name))
         return _buffered_response(reply, spec.success_headers(reply), reply.body)
-    if reply.status >= 400:
-        # An error body over the bound: mapped from the status alone.
-        if result.response is not None:
-            result.response.close()
-        raise UpstreamError(f"{name} answered HTTP {reply.status} (body too large)", upstream=name)
     assert result.response is not None
     return await _stream_response(request, result.response, reply, (), prefix=reply.body or b"")
 

@@ -261,6 +261,7 @@ def create_app(settings: dict[str, Any] | None = None) -> web.Application:
         state.items[ident] = {"id": ident, "title": title, "public": True, "tags": []}
     app[STATE] = state
     add_fault_routes(app, "")
+    add_fault_routes(app, "/api")  # reachable through the gateway at /streamone/__fault/...
     app.router.add_post("/api/{command}/{action}", api)
     app.router.add_post("/__standin/expire_sessions", expire_sessions)
     return app
