@@ -21,6 +21,7 @@ HTTP" (draft-ietf-httpapi-ratelimit-headers-09, §3 ``RateLimit-Policy`` and
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ def compile_limit(policy: PolicyLike, share: int = 1) -> Limit:
 # --- keys --------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8192)
 def _part(value: str) -> str:
     """Percent-encode everything but ``[A-Za-z0-9_.~-@+=]``: no ``:``, ``{``,
     ``}`` or ``!`` survives, so parts can never run into each other."""
@@ -209,24 +211,26 @@ def evaluate(
     )
 
 
-def script_args(limits: Sequence[Limit]) -> list[int]:
-    """ARGV after the operation name, in the order ``gcra.lua`` reads them."""
+@functools.lru_cache(maxsize=1024)
+def script_args(limits: tuple[Limit, ...]) -> str:
+    """The ``acquire`` argument of ``gcra.lua``: space-separated integers."""
     args = [len(limits)]
     for lim in limits:
         args += [lim.interval_us, lim.burst, int(lim.reject), lim.max_delay_us, int(lim.shadow)]
-    return args
+    return " ".join(map(str, args))
 
 
-def parse_reply(reply: Sequence[int], limits: Sequence[Limit], keys: Sequence[str]) -> Outcome:
-    """The script's fixed-shape answer, back into an :class:`Outcome`::
+def parse_reply(reply: bytes | str, limits: Sequence[Limit], keys: Sequence[str]) -> Outcome:
+    """The script's fixed-shape answer, space-separated integers, as an :class:`Outcome`::
 
-    {allowed, wait_or_retry_us, decider (-1 none, 0 cool-down, i policy i),
-     now_us, then per policy: verdict (0/1/2), charged (0/1), stored_us, tat_us}
+    allowed wait_or_retry_us decider(-1 none, 0 cool-down, i policy i) now_us
+    then per policy: verdict(0/1/2) charged(0/1) stored_us tat_us
     """
-    allowed, amount, decider, now = (int(v) for v in reply[:4])
+    values = [int(v) for v in reply.split()]
+    allowed, amount, decider, now = values[:4]
     out = []
     for i, lim in enumerate(limits):
-        verdict, charged, stored, tat = (int(v) for v in reply[4 + 4 * i : 8 + 4 * i])
+        verdict, charged, stored, tat = values[4 + 4 * i : 8 + 4 * i]
         out.append(PolicyOutcome(lim, keys[i], _VERDICTS[verdict], bool(charged), stored, tat))
     name = None if decider < 0 else COOLDOWN if decider == 0 else limits[decider - 1].name
     return Outcome(
@@ -273,6 +277,7 @@ def extend_cooldown(now: int, current: int, seconds: float) -> int:
 # --- headers -----------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
 def _sf_string(name: str) -> str:
     """An RFC 8941 §3.3.3 sf-string: printable ASCII, ``"`` and ``\\`` escaped."""
     text = "".join(c for c in name if " " <= c <= "~")

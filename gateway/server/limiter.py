@@ -14,7 +14,7 @@ import asyncio
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.config import RatePolicy
 from gateway.core.messages import Headers
@@ -160,6 +160,13 @@ def decision_of(upstream: str, outcome: Outcome, backend: str) -> Decision:
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _child(metric: Any, *labels: str) -> Any:
+    """A labelled metric, looked up once: ``labels()`` costs more than the rest
+    of a decision's bookkeeping. The label values are bounded (contract §4)."""
+    return metric.labels(*labels)
+
+
 def record(metrics: Metrics, upstream: str, outcome: Outcome, decision: Decision) -> None:
     """``gateway_ratelimit_decisions_total`` per enforced policy (a refused call
     counts only for the policy that refused it, or ``cooldown``), the delay
@@ -168,7 +175,7 @@ def record(metrics: Metrics, upstream: str, outcome: Outcome, decision: Decision
     enforced = False
     for p in outcome.policies:
         if p.limit.shadow:
-            metrics.ratelimit_shadow.labels(upstream, p.limit.name, p.verdict).inc()
+            _child(metrics.ratelimit_shadow, upstream, p.limit.name, p.verdict).inc()
             if p.verdict == REJECTED:
                 log.warning(
                     "ratelimit_shadow_refusal",
@@ -180,11 +187,11 @@ def record(metrics: Metrics, upstream: str, outcome: Outcome, decision: Decision
             continue
         enforced = True
         if outcome.allowed or p.verdict == REJECTED:
-            counter.labels(upstream, p.limit.name, p.verdict).inc()
+            _child(counter, upstream, p.limit.name, p.verdict).inc()
     if outcome.decider == COOLDOWN:
-        counter.labels(upstream, COOLDOWN, REJECTED).inc()
+        _child(counter, upstream, COOLDOWN, REJECTED).inc()
     if outcome.allowed and (enforced or decision.delay > 0):
-        metrics.ratelimit_delay.labels(upstream).observe(decision.delay)
+        _child(metrics.ratelimit_delay, upstream).observe(decision.delay)
 
 
 def record_open(metrics: Metrics, upstream: str, policies: Sequence[RatePolicy]) -> None:

@@ -183,7 +183,7 @@ class RedisLimiter:
             return await self._fallback(upstream, policies, account, user)
         call = plan(self._prefix, upstream, policies, account, user)
         future = self.runner.submit(
-            (call.cooldown, *call.keys), ["acquire", *script_args(call.limits)]
+            (call.cooldown, *call.keys), ["acquire", script_args(call.limits)]
         )
         try:
             reply = await asyncio.shield(future)

@@ -243,9 +243,9 @@ def test_release_gives_back_only_the_last_reservation() -> None:
 
 def test_script_reply_round_trip() -> None:
     limits = [compile_limit(P()), compile_limit(P(name="s", shadow=True, on_exceed="delay"))]
-    assert script_args(limits) == [2, 200_000, 5, 1, 10 * US, 0, 200_000, 5, 0, 10 * US, 1]
+    assert script_args(tuple(limits)) == "2 200000 5 1 10000000 0 200000 5 0 10000000 1"
     reply = [0, 150_000, 1, T0, 2, 0, T0 + US, T0 + US, 1, 1, 0, T0 + 200_000]
-    out = parse_reply(reply, limits, ["a", "b"])
+    out = parse_reply(" ".join(map(str, reply)).encode(), limits, ["a", "b"])
     assert (out.allowed, out.retry_us, out.decider, out.now_us) == (False, 150_000, "per_user", T0)
     assert [(p.verdict, p.committed) for p in out.policies] == [
         ("rejected", False),

@@ -129,7 +129,7 @@ async def test_the_script_agrees_with_the_python_model(make_limiter: Factory) ->
         chosen = rng.sample(pool, rng.randint(1, len(pool)))
         call = plan("gw", UP, chosen, ACCT, None)
         reply = await lim.runner.submit(
-            (call.cooldown, *call.keys), ["acquire", *script_args(call.limits)]
+            (call.cooldown, *call.keys), ["acquire", script_args(call.limits)]
         )
         got = parse_reply(reply, call.limits, call.keys)
         stored = [p.stored_us for p in got.policies]
