@@ -67,3 +67,10 @@ def test_the_app_primes_from_its_config(standins: Standins) -> None:
         for policy in upstream.rate_limits:
             assert f'policy="{policy.name}",upstream="{name}"' in text
     assert 'gateway_build_info{version="' in text
+
+
+def test_no_created_series_double_the_exposition() -> None:
+    metrics = create_metrics(CollectorRegistry())
+    metrics.requests.labels("bizzstream", "GET", "200", "ok").inc()
+    metrics.request_duration.labels("bizzstream", "GET").observe(0.1)
+    assert b"_created" not in generate_latest(metrics.registry)
