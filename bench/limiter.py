@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class Settings:
     concurrency: int
     seconds: float
     gateway_concurrency: int
+    rounds: int
 
 
 async def limiter_alone(url: str, batch: bool, s: Settings) -> tuple[float, float, int]:
@@ -121,24 +123,38 @@ def gateway_config(tmp: Path, name: str, policies: list[dict[str, Any]], batch: 
 
 
 def run_gateways(standins: Standins, redis: RedisServer, s: Settings, tmp: Path) -> None:
+    """All three gateways run side by side; the cases take turns, ``s.rounds``
+    times, and each reports its median: the machine's other load then weighs
+    on every case alike."""
     wide = [{"name": "bench", "limit": 1_000_000_000, "period": "1s", "on_exceed": "reject"}]
     cases = [
         ("limits off (no Redis, no policy)", None, [], True),
         ("limits on  (Redis, batched)", redis.url, wide, True),
         ("limits on  (Redis, unbatched)", redis.url, wide, False),
     ]
-    base = 0.0
     print(
-        f"gateway throughput: GET {PATH}, {s.gateway_concurrency} concurrent, {s.seconds:g}s each"
+        f"gateway throughput: GET {PATH}, {s.gateway_concurrency} concurrent, "
+        f"{s.seconds:g}s per case per round, median of {s.rounds} rounds"
     )
-    for i, (label, redis_url, policies, batch) in enumerate(cases):
-        env = gateway_env(standins, redis_url)
-        gw = launch_gateway(env, gateway_config(tmp, f"case{i}", policies, batch))
-        try:
-            rate, statuses = asyncio.run(gateway_throughput(gw.url, s))
-        finally:
+    gateways = []
+    try:
+        for i, (_, redis_url, policies, batch) in enumerate(cases):
+            config = gateway_config(tmp, f"case{i}", policies, batch)
+            gateways.append(launch_gateway(gateway_env(standins, redis_url), config))
+        rates: list[list[float]] = [[] for _ in cases]
+        totals: list[dict[int, int]] = [{} for _ in cases]
+        for _ in range(s.rounds):
+            for i, gw in enumerate(gateways):
+                rate, statuses = asyncio.run(gateway_throughput(gw.url, s))
+                rates[i].append(rate)
+                for status, count in statuses.items():
+                    totals[i][status] = totals[i].get(status, 0) + count
+    finally:
+        for gw in gateways:
             gw.stop()
-        base = base or rate
+    base = statistics.median(rates[0])
+    for (label, *_), case_rates, statuses in zip(cases, rates, totals, strict=True):
+        rate = statistics.median(case_rates)
         print(f"  {label:34} {rate:9,.0f} req/s   ratio {rate / base:4.2f}   statuses {statuses}")
 
 
@@ -146,13 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--gateway-concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="tiny run (the smoke test)")
     args = parser.parse_args(argv)
-    s = Settings(args.decisions, args.concurrency, args.seconds, args.gateway_concurrency)
+    s = Settings(
+        args.decisions, args.concurrency, args.seconds, args.gateway_concurrency, args.rounds
+    )
     if args.quick:
-        s = Settings(200, 8, 0.3, 4)
+        s = Settings(200, 8, 0.3, 4, 1)
 
     import tempfile
 
@@ -160,13 +179,19 @@ def main(argv: list[str] | None = None) -> int:
     standins = launch_standins()
     try:
         print(
-            f"redis limiter alone: 1 hot key, {s.concurrency} concurrent, {s.decisions} decisions"
+            f"redis limiter alone: 1 hot key, {s.concurrency} concurrent, "
+            f"{s.decisions} decisions, median of {s.rounds} rounds"
         )
-        for batch in (True, False):
-            rate, trips, fallbacks = asyncio.run(limiter_alone(redis.url, batch, s))
+        runs: dict[bool, list[tuple[float, float, int]]] = {True: [], False: []}
+        for _ in range(s.rounds):
+            for batch in (True, False):
+                runs[batch].append(asyncio.run(limiter_alone(redis.url, batch, s)))
+        for batch, results in runs.items():
+            rate = statistics.median(r[0] for r in results)
+            trips = statistics.median(r[1] for r in results)
             label = "batched  " if batch else "unbatched"
             print(f"  {label} {rate:10,.0f} decisions/s   {trips:.3f} round trips/decision"
-                  f"   fallbacks {fallbacks}")  # fmt: skip
+                  f"   fallbacks {sum(r[2] for r in results)}")  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             run_gateways(standins, redis, s, Path(tmp))
     finally:
