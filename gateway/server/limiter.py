@@ -213,4 +213,5 @@ async def wait_for_slot(delay: float, caller_gone: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(min(left, PRESENCE_POLL))
         if caller_gone():
+            log.info("ratelimit_caller_left", delay=round(delay, 3), left=round(left, 3))
             raise asyncio.CancelledError("the caller disconnected while waiting for its slot")

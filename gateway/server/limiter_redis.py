@@ -92,6 +92,7 @@ class ScriptRunner:
         return result
 
     async def _flush(self) -> None:
+        batch: list[Pending] = []
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
@@ -99,15 +100,20 @@ class ScriptRunner:
                     results = await self._run([(keys, args) for keys, args, _ in batch])
                 except RedisUnavailable as exc:
                     results = [exc] * len(batch)
-                for (_, _, future), result in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, Exception):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+                except Exception as exc:  # a bug must not strand the callers
+                    results = [RedisUnavailable(type(exc).__name__)] * len(batch)
+                _settle(batch, results)
+                batch = []
         finally:
             self._flusher = None
+            if batch:  # cancelled mid-flight (shutdown): fail what was in it
+                _settle(batch, [RedisUnavailable("CancelledError")] * len(batch))
+
+    async def aclose(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        pending, self._pending = self._pending, []
+        _settle(pending, [RedisUnavailable("closed")] * len(pending))
 
     async def _run(self, calls: list[tuple[Sequence[str], Sequence[str | int]]]) -> list[Any]:
         try:
@@ -139,6 +145,16 @@ class ScriptRunner:
         return list(await pipe.execute(raise_on_error=False))
 
 
+def _settle(batch: list[Pending], results: list[Any]) -> None:
+    for (_, _, future), result in zip(batch, results, strict=True):
+        if future.done():
+            continue  # its caller gave up (the limiter gives back what it got)
+        if isinstance(result, Exception):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+
 class RedisLimiter:
     def __init__(
         self, redis: Redis, config: RedisConfig, metrics: Metrics, batch: bool = True
@@ -160,6 +176,7 @@ class RedisLimiter:
 
     async def aclose(self) -> None:
         await self._breaker.aclose()
+        await self.runner.aclose()
         for task in list(self._tasks):
             task.cancel()
 
