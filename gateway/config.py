@@ -95,6 +95,10 @@ class GatewayConfig:
     ops_listen: tuple[str, int] | None = None
 
 
+def _listen_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def parse_listen(value: str, key: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
@@ -212,7 +216,7 @@ def parse_config(data: Any, env: Mapping[str, str]) -> GatewayConfig:
         redis=redis_cfg,
         upstreams=upstreams,
         token_store_key=root.optional_secret("token_store_key"),
-        public_url=root.text("public_url", f"http://{host}:{port}").rstrip("/"),
+        public_url=(root.optional_str("public_url") or _listen_url(host, port)).rstrip("/"),
         ops_listen=ops_listen,
     )
     root.done()

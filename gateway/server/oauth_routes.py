@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.config import GatewayConfig
 from gateway.core.oauth1 import new_nonce
 from gateway.errors import InvalidRequest, UnknownUpstream, UpstreamUnavailable
 from gateway.logs import get_logger
@@ -52,13 +51,6 @@ _TOKEN = re.compile(r"^[\x21-\x7e]{1,512}$")
 log = get_logger("gateway.oauth")
 
 
-def public_url(config: GatewayConfig) -> str:
-    """Where browsers reach the gateway: ``public_url``, else the listen address."""
-    if config.public_url:
-        return config.public_url
-    host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
-    return f"http://{host}:{config.listen_port}"
-
 
 def _parts(request: web.Request) -> tuple[GatewayState, OAuth1Auth, KeyValueStore]:
     if request.method != "GET":
@@ -84,7 +76,7 @@ async def start(request: web.Request) -> web.StreamResponse:
         auth.consumer,
         cfg.host_url,
         cfg.base_path + auth.settings.request_token_path,
-        public_url(config) + CALLBACK,
+        config.public_url + CALLBACK,
         nonce=new_nonce(),
         timestamp=int(time.time()),
     )

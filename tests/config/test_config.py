@@ -108,3 +108,12 @@ def test_check_config_cli_names_the_missing_variable_without_its_neighbours() ->
     assert result.returncode == 2
     assert "BUZZSTREAM_CONSUMER_SECRET" in result.stderr
     assert "standin-bizz-token" not in result.stderr + result.stdout
+
+
+def test_public_url_defaults_to_the_listen_address_when_its_variable_is_empty() -> None:
+    config = load_config(SHIPPED, env={**shipped_env(), "GATEWAY_LISTEN": "127.0.0.1:9000"})
+    assert config.public_url == "http://127.0.0.1:9000"
+    config = load_config(
+        SHIPPED, env={**shipped_env(), "GATEWAY_PUBLIC_URL": "https://gw.example/"}
+    )
+    assert config.public_url == "https://gw.example"
