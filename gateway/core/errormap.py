@@ -293,7 +293,10 @@ def summarize(items: tuple[ValidationError, ...]) -> str:
     """``name: is required (and 2 more)``."""
     first = items[0]
     text = f"{first.field}: {first.message}" if first.field else first.message
-    return text + (f" (and {len(items) - 1} more)" if len(items) > 1 else "")
+    more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+    # Field names come from the upstream too: the same safety rule as any detail.
+    safe = safe_message(text)
+    return (safe or f"{len(items)} field(s) failed validation") + more
 
 
 def upstream_problem(
