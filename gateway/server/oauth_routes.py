@@ -51,7 +51,6 @@ _TOKEN = re.compile(r"^[\x21-\x7e]{1,512}$")
 log = get_logger("gateway.oauth")
 
 
-
 def _parts(request: web.Request) -> tuple[GatewayState, OAuth1Auth, KeyValueStore]:
     if request.method != "GET":
         raise web.HTTPMethodNotAllowed(request.method, ["GET"])
