@@ -288,7 +288,7 @@ def test_seconds_round_up_to_the_millisecond() -> None:
 # --- properties ----------------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(
     limit=st.integers(1, 10),
     burst=st.integers(1, 10),

@@ -112,7 +112,7 @@ async def test_delay_mode_spaces_calls_from_two_replicas(make_limiter: Factory) 
 
     sends = sorted(await asyncio.gather(*(one(a if i % 2 else b) for i in range(10))))
     gaps = [y - x for x, y in itertools.pairwise(sends)]
-    assert all(gap == pytest.approx(0.2, abs=0.02) for gap in gaps), gaps
+    assert all(gap == pytest.approx(0.2, abs=0.04) for gap in gaps), gaps
 
 
 async def test_the_script_agrees_with_the_python_model(make_limiter: Factory) -> None:
@@ -154,9 +154,9 @@ async def test_cooldown_is_shared_across_replicas(make_limiter: Factory) -> None
     await a.cooldown(UP, ACCT, 1.0)
     assert sample(metrics, "gateway_upstream_cooldowns_total", upstream=UP) == 1
     held = await b.acquire(UP, [policy(on_exceed="delay")], ACCT, None)
-    assert held.allowed and held.delay == pytest.approx(1.0, abs=0.05)
+    assert held.allowed and held.delay == pytest.approx(1.0, abs=0.1)
     refused = await b.acquire(UP, [policy("r", on_exceed="reject")], ACCT, None)
-    assert not refused.allowed and refused.retry_after == pytest.approx(1.0, abs=0.05)
+    assert not refused.allowed and refused.retry_after == pytest.approx(1.0, abs=0.1)
     bare = await b.acquire(UP, [], ACCT, None)
     assert not bare.allowed and bare.policy == "cooldown"
     assert (await b.acquire(UP, [], "another-account", None)).allowed
@@ -174,7 +174,7 @@ async def test_release_gives_back_only_the_last_reservation(
     await lim.release(UP, d3)  # the tail: its slot is free again
     assert int(await raw_redis.get(KEY)) == d2.holds[0].expected_us
     again = await lim.acquire(UP, [p], ACCT, None)
-    assert again.delay == pytest.approx(d3.delay, abs=0.02)
+    assert again.delay == pytest.approx(d3.delay, abs=0.05)
     assert d1.delay == 0
 
 
