@@ -16,6 +16,9 @@
   it succeeds, Redis is used again. ``local`` is the in-memory GCRA with
   ``1 / redis.replicas`` of each quota; ``open`` lets calls through; ``closed``
   refuses them (503).
+- Hand-overs keep the queue: each Redis decision is mirrored into the
+  in-memory limiter, and the probe that closes the circuit first seeds Redis
+  with what was reserved in memory meanwhile (docs/ratelimits.md).
 """
 
 from __future__ import annotations
