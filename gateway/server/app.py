@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway.config import GatewayConfig
+from gateway.config_reader import Secret
 from gateway.logs import get_logger, register_secrets
 from gateway.metrics import Metrics, create_metrics, prime_metrics
 from gateway.server.client import UpstreamClient, make_session
 from gateway.server.health import add_health_routes
 from gateway.server.keys import CONFIG, METRICS, STATE
+from gateway.server.limiter_redis import create_limiter
 from gateway.server.middlewares import MIDDLEWARES, add_gateway_headers
 from gateway.server.oauth_routes import add_oauth_routes
 from gateway.server.proxy import handle_proxy
@@ -24,8 +27,6 @@ log = get_logger("gateway")
 
 def secret_values(config: GatewayConfig) -> list[str]:
     """Every configured secret, so the log redactor masks it wherever it appears."""
-    from gateway.config_reader import Secret
-
     found: list[str] = [t.reveal() for t in config.caller_tokens]
     if config.token_store_key is not None:
         found.append(config.token_store_key.reveal())
@@ -66,8 +67,6 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
             "limits_in_memory", detail="REDIS_URL is unset: limits and state are per process"
         )
     else:
-        import redis.asyncio as aioredis
-
         state.redis = aioredis.Redis.from_url(
             config.redis.url.reveal(),
             socket_timeout=config.redis.timeout,
@@ -82,8 +81,6 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _limiter(app: web.Application) -> AsyncIterator[None]:
-    from gateway.server.limiter_redis import create_limiter
-
     state = app[STATE]
     limiter = create_limiter(app[CONFIG].redis, state.redis, app[METRICS])
     await limiter.start()
