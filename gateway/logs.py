@@ -22,6 +22,8 @@ from typing import Any
 
 import structlog
 
+from gateway.core.secrets import mask_known, remember_secrets
+
 REDACTED = "[redacted]"
 SECRET_KEYS = re.compile(
     r"(authorization|cookie|password|passwd|secret|token|psk|signature|api[_-]?key|session_key)",
@@ -33,18 +35,13 @@ SECRET_PATTERNS = (
     re.compile(r'(?i)(oauth_[a-z_]*(?:signature|token)[a-z_]*)="?[^",&\s]+'),
     re.compile(r"(?i)\b(signature|password|token|psk|session|key)=[^&\s\"']+"),
 )
-_known_secrets: set[str] = set()
-
-
 def register_secrets(values: Iterable[str]) -> None:
     """Remember configured secret values, so they are masked wherever they appear."""
-    _known_secrets.update(v for v in values if len(v) >= 4)
+    remember_secrets(values)
 
 
 def _scrub(text: str) -> str:
-    for secret in _known_secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
+    text = mask_known(text)
     for pattern in SECRET_PATTERNS:
         text = pattern.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
     return text
