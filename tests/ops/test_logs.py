@@ -14,6 +14,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from gateway import logs
+from gateway.core import secrets
 from gateway.logs import REDACTED, configure_logging, log_settings, redact_secrets
 from tests.harness import CONFIG, ROOT, Standins, gateway_env
 
@@ -26,13 +27,13 @@ def redact(**event: Any) -> dict[str, Any]:
 def clean_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    known = set(logs._known_secrets)
+    known = dict(secrets._known)
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.getLogger("aiohttp.access").disabled = False
-    logs._known_secrets.clear()
-    logs._known_secrets.update(known)
+    secrets._known.clear()
+    secrets._known.update(known)
     structlog.reset_defaults()
 
 
