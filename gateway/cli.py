@@ -52,7 +52,11 @@ async def _start(app: web.Application, host: str, port: int) -> web.AppRunner:
         app, handle_signals=False, access_log=None, shutdown_timeout=CANCEL_SECONDS
     )
     await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except OSError:
+        await runner.cleanup()  # close the client sessions and Redis made at setup
+        raise
     return runner
 
 

@@ -51,9 +51,14 @@ def standin_env(urls: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def wait_healthy(url: str, timeout: float = 15.0) -> None:
+def wait_healthy(
+    url: str, timeout: float = 15.0, proc: subprocess.Popen[str] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            # Exited (e.g. the port is taken): never mistake another process for ours.
+            raise RuntimeError(f"the gateway exited with code {proc.returncode}")
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
                 if resp.status == 200:
@@ -63,17 +68,24 @@ def wait_healthy(url: str, timeout: float = 15.0) -> None:
     raise RuntimeError(f"the gateway did not answer {url}/healthz within {timeout:g}s")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # `make` and process managers stop us with SIGTERM: clean up as for Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     standins, urls = start_standins(
         ["--bizzstream-port", "0", "--beeswax-port", "0", "--buzzstream-port", "0",
          "--streamone-port", "0"]
     )  # fmt: skip
     env = {**os.environ, **{k: v for k, v in standin_env(urls).items() if k not in os.environ}}
     listen = env.setdefault("GATEWAY_LISTEN", "127.0.0.1:8080")
-    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run"], env=env)
+    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run"], env=env, text=True)
     base = f"http://{listen}"
+    code = 0
     try:
-        wait_healthy(base)
+        wait_healthy(base, proc=gateway)
         print(
             f"""
 The gateway listens on {base}, in front of local stand-ins of the four upstreams.
@@ -91,9 +103,12 @@ Ctrl-C stops everything.
 """,
             flush=True,
         )
-        gateway.wait()
+        code = gateway.wait()
     except KeyboardInterrupt:
         pass
+    except RuntimeError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        code = 1
     finally:
         for proc in (gateway, standins):
             if proc.poll() is None:
@@ -103,7 +118,7 @@ Ctrl-C stops everything.
                 proc.wait(timeout=25)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return 0
+    return code
 
 
 if __name__ == "__main__":

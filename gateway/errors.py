@@ -7,6 +7,7 @@
     ├── CallerUnauthorized            (caller_unauthorized, 401)
     ├── UnknownUpstream               (unknown_upstream, 404)
     ├── PayloadTooLarge               (payload_too_large, 413)
+    ├── MethodNotAllowed              (method_not_allowed, 405: TRACE, CONNECT)
     ├── RateLimited                   (rate_limited, 429)
     ├── UpstreamAuthFailed            (upstream_auth_failed, 502)
     ├── UpstreamError                 (upstream_error, 502)
@@ -64,6 +65,10 @@ class UnknownUpstream(GatewayError):
 
 class PayloadTooLarge(GatewayError):
     code = "payload_too_large"
+
+
+class MethodNotAllowed(GatewayError):
+    code = "method_not_allowed"
 
 
 class RateLimited(GatewayError):

@@ -19,6 +19,7 @@ import re
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _ALLOWED = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:%]*$")
 _PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ENCODED_CONTROL = re.compile(r"%(?:[01][0-9A-Fa-f]|7[Ff])")
 
 
 class UnsafePath(ValueError):
@@ -45,9 +46,11 @@ def safe_subpath(raw: str) -> str:
     if _PCT.search(raw):
         raise UnsafePath("malformed percent-encoding")
     lowered = raw.lower()
-    for encoded in ("%2f", "%5c", "%00", "%40"):
+    for encoded in ("%2f", "%5c", "%40"):
         if encoded in lowered:
-            raise UnsafePath("encoded slash, backslash, '@' or NUL in path")
+            raise UnsafePath("encoded slash, backslash or '@' in path")
+    if _ENCODED_CONTROL.search(raw):
+        raise UnsafePath("encoded control character in path")
     segments = raw.split("/")
     for index, segment in enumerate(segments):
         if segment == "" and index != len(segments) - 1:

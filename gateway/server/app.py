@@ -105,6 +105,7 @@ def create_app(config: GatewayConfig, metrics: Metrics | None = None) -> web.App
     app.cleanup_ctx.append(_clients)
     add_health_routes(app)
     add_oauth_routes(app)  # /oauth/... is reserved: before the catch-all proxy route
-    app.router.add_route("*", "/{upstream}/{tail:.*}", handle_proxy)
+    # [\s\S]: a path with an encoded newline still reaches the proxy (and its 400).
+    app.router.add_route("*", r"/{upstream}/{tail:[\s\S]*}", handle_proxy)
     app.router.add_route("*", "/{upstream}", handle_proxy)
     return app

@@ -16,7 +16,7 @@ from yarl import URL
 
 from gateway.config import UpstreamConfig
 from gateway.core.messages import OutboundRequest, UpstreamReply
-from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from gateway.metrics import Metrics
 
 BodySource = Callable[[], AsyncIterator[bytes]]
@@ -70,28 +70,39 @@ class UpstreamClient:
                 data=data,
                 allow_redirects=False,
             )
-        except TimeoutError as exc:
-            raise UpstreamTimeout(
-                f"{self.cfg.name} did not answer within {self.cfg.total_timeout:g}s",
-                upstream=self.cfg.name,
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamUnavailable(
-                f"cannot connect to {self.cfg.name}", upstream=self.cfg.name
-            ) from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            raise UpstreamUnavailable(
-                f"{self.cfg.name} closed the connection", upstream=self.cfg.name
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                f"{self.cfg.name} sent a reply the gateway cannot read", upstream=self.cfg.name
-            ) from exc
+        except GatewayError:
+            raise
+        except Exception as exc:
+            # The caller's streamed body failed (over the limit, or broken off):
+            # aiohttp wraps the generator's error; that error is the real answer.
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, GatewayError):
+                raise cause from None
+            raise self._translate(exc) from exc
         finally:
             self.metrics.upstream_duration.labels(self.cfg.name).observe(
                 time.perf_counter() - started
             )
         return resp
+
+    def _translate(self, exc: Exception) -> Exception:
+        """The one place where aiohttp client errors become gateway errors."""
+        if isinstance(exc, TimeoutError):
+            return UpstreamTimeout(
+                f"{self.cfg.name} did not answer within {self.cfg.total_timeout:g}s",
+                upstream=self.cfg.name,
+            )
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return UpstreamUnavailable(f"cannot connect to {self.cfg.name}", upstream=self.cfg.name)
+        if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+            return UpstreamUnavailable(
+                f"{self.cfg.name} closed the connection", upstream=self.cfg.name
+            )
+        if isinstance(exc, aiohttp.ClientError):
+            return UpstreamError(
+                f"{self.cfg.name} sent a reply the gateway cannot read", upstream=self.cfg.name
+            )
+        return exc
 
     async def read_prefix(
         self, resp: aiohttp.ClientResponse, limit: int

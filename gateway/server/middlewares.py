@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
 import time
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.core.problem import PROBLEM_CONTENT_TYPE, Problem
+from gateway.core.secrets import mask_known
 from gateway.errors import CallerUnauthorized, GatewayError, InvalidRequest
 from gateway.logs import get_logger
 from gateway.metrics import method_label
@@ -41,7 +43,10 @@ def _request_id(request: web.Request) -> str:
 
 def problem_response(request: web.Request, problem: Problem) -> web.Response:
     info = request[INFO]
-    body = problem.to_json(instance=request.path[:512], request_id=info.request_id)
+    # An upstream may echo a credential back: known secret values never leave.
+    body = mask_known(
+        problem.to_json(instance=request.path[:512], request_id=info.request_id).decode()
+    ).encode()
     resp = web.Response(status=problem.http_status, body=body, content_type=PROBLEM_CONTENT_TYPE)
     if problem.retry_after is not None:
         resp.headers["Retry-After"] = str(max(1, round(problem.retry_after + 0.499)))
@@ -58,57 +63,78 @@ def _http_exception_problem(exc: web.HTTPException) -> Problem:
     return Problem(code="invalid_request", detail=exc.reason or "bad request", status=exc.status)
 
 
+# Not problem codes: outcomes after which no problem body can be sent. They only
+# appear in the access log and as the `code` label (status 499 as in nginx).
+CLIENT_DISCONNECTED = "client_disconnected"
+STREAM_BROKEN = "upstream_error"
+
+
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     info = RequestInfo(request_id=_request_id(request))
     request[INFO] = info
-    code = "ok"
-    response: web.StreamResponse | None = None
+    code, status = "ok", 500
     try:
         user = request.headers.get("X-Gateway-User")
         if user is not None and not _TOKEN.match(user):
             raise InvalidRequest("X-Gateway-User must be 1-128 printable characters")
         info.user = user
         response = await handler(request)
-    except GatewayError as exc:
-        if info.streaming:
+        status = response.status
+        return response
+    except asyncio.CancelledError:
+        # The caller went away (aiohttp cancels the handler): nothing to answer.
+        code, status = CLIENT_DISCONNECTED, 499
+        raise
+    except Exception as exc:
+        if info.streaming:  # headers are out: the caller must see a broken reply
+            code, status = _stream_failure(info, exc)
             raise
+        problem = _to_problem(info, exc)
+        code, status = problem.code, problem.http_status
+        return problem_response(request, problem)
+    finally:
+        _record(request, info, status, code, time.perf_counter() - started)
+
+
+def _to_problem(info: RequestInfo, exc: Exception) -> Problem:
+    if isinstance(exc, GatewayError):
         problem = exc.to_problem()
         if problem.upstream is None and info.upstream is not None:
             problem = problem.with_upstream(info.upstream)
-        code = problem.code
-        response = problem_response(request, problem)
-        if code in ("upstream_auth_failed", "internal_error"):
+        if problem.code in ("upstream_auth_failed", "internal_error"):
             # loud: our clock or credentials are wrong (StreamOne 2/3), an operator must act
             (log.error if problem.loud else log.warning)(
                 "upstream_problem",
                 request_id=info.request_id,
-                code=code,
+                code=problem.code,
                 detail=problem.detail,
                 upstream=problem.upstream,
                 upstream_code=problem.upstream_code,
             )
-    except web.HTTPException as exc:
-        problem = _http_exception_problem(exc)
-        code = problem.code
-        response = problem_response(request, problem)
-    except Exception:
-        if info.streaming:
-            log.exception("stream_failed", request_id=info.request_id, upstream=info.upstream)
-            raise
-        log.exception("internal_error", request_id=info.request_id, upstream=info.upstream)
-        code = "internal_error"
-        response = problem_response(
-            request,
-            Problem(
-                code="internal_error",
-                detail=f"the gateway failed; see its log for request id {info.request_id}",
-                upstream=info.upstream,
-            ),
-        )
-    _record(request, info, response.status, code, time.perf_counter() - started)
-    return response
+        return problem
+    if isinstance(exc, web.HTTPException):
+        return _http_exception_problem(exc)
+    log.exception("internal_error", request_id=info.request_id, upstream=info.upstream)
+    return Problem(
+        code="internal_error",
+        detail=f"the gateway failed; see its log for request id {info.request_id}",
+        upstream=info.upstream,
+    )
+
+
+def _stream_failure(info: RequestInfo, exc: Exception) -> tuple[str, int]:
+    if isinstance(exc, ConnectionResetError):
+        log.info("caller_disconnected", request_id=info.request_id, upstream=info.upstream)
+        return CLIENT_DISCONNECTED, 499
+    log.warning(
+        "stream_broken",
+        request_id=info.request_id,
+        upstream=info.upstream,
+        error=type(exc).__name__,
+    )
+    return STREAM_BROKEN, info.sent_status or 502
 
 
 async def add_gateway_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -118,8 +144,12 @@ async def add_gateway_headers(request: web.Request, response: web.StreamResponse
     if info is None:
         return
     response.headers["X-Request-Id"] = info.request_id
-    for key, value in info.ratelimit_headers:
-        response.headers.setdefault(key, value)
+    if info.ratelimit_headers:
+        # The gateway's own fields win over any the upstream sent: a pair must match.
+        for key in {k for k, _ in info.ratelimit_headers}:
+            response.headers.popall(key, None)
+        for key, value in info.ratelimit_headers:
+            response.headers.add(key, value)
 
 
 def _record(
@@ -157,8 +187,9 @@ async def caller_auth_middleware(request: web.Request, handler: Handler) -> web.
     if tokens and request.path not in RESERVED and request.path not in BROWSER_CALLBACKS:
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")
+        raw = value.encode("utf-8", "surrogateescape")  # never fails on odd bytes
         ok = scheme.lower() == "bearer" and any(
-            hmac.compare_digest(value.encode(), t.reveal().encode()) for t in tokens
+            hmac.compare_digest(raw, t.reveal().encode()) for t in tokens
         )
         if not ok:
             raise CallerUnauthorized("a valid caller token is required (Authorization: Bearer)")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.config import UpstreamConfig
 from gateway.core.errormap import MAX_ERROR_BODY
@@ -16,6 +17,7 @@ from gateway.core.messages import Headers, OutboundRequest, UpstreamReply
 from gateway.core.paths import UnsafePath, join_base, safe_subpath
 from gateway.errors import (
     InvalidRequest,
+    MethodNotAllowed,
     PayloadTooLarge,
     RateLimited,
     UnknownUpstream,
@@ -36,9 +38,18 @@ STREAM_CHUNK = 64 * 1024
 MAX_INSPECT_BODY = 4 * 1024 * 1024
 
 
+# RFC 9110 §9.3.8: a client must not send credentials with TRACE, and the gateway
+# always adds them; CONNECT would open a tunnel. Neither is ever forwarded.
+REFUSED_METHODS = frozenset({"TRACE", "CONNECT"})
+
+
 def split_target(request: web.Request) -> tuple[str, str]:
-    """``/{upstream}/{rest}`` from the raw, still-encoded path."""
-    raw = request.raw_path.split("?", 1)[0]
+    """``/{upstream}/{rest}`` from the raw, still-encoded path.
+
+    ``rel_url`` makes an absolute-form target (RFC 9112 §3.2.2) origin-form: the
+    host it names is ignored, the upstream comes from the path alone.
+    """
+    raw = request.rel_url.raw_path
     _, _, rest = raw.partition("/")
     name, _, sub = rest.partition("/")
     return name, sub
@@ -47,7 +58,17 @@ def split_target(request: web.Request) -> tuple[str, str]:
 def _caller_body(request: web.Request, limit: int, name: str) -> AsyncIterator[bytes]:
     async def gen() -> AsyncIterator[bytes]:
         size = 0
-        async for chunk in request.content.iter_chunked(STREAM_CHUNK):
+        chunks = request.content.iter_chunked(STREAM_CHUNK)
+        while True:
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except (OSError, asyncio.IncompleteReadError, HttpProcessingError) as exc:
+                raise InvalidRequest(
+                    "the request body could not be read (the caller broke it off)",
+                    upstream=name,
+                ) from exc
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(f"request body is over {limit} bytes", upstream=name)
@@ -100,6 +121,8 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
     if cfg is None or spec is None:
         raise UnknownUpstream(f"no upstream named {name[:64]!r}")
     info.upstream = name
+    if request.method in REFUSED_METHODS:
+        raise MethodNotAllowed(f"{request.method} is never forwarded", upstream=name)
     if state.shutting_down:
         raise UpstreamUnavailable("the gateway is shutting down", upstream=name)
     gauge = metrics.inflight.labels(name)
@@ -226,6 +249,7 @@ async def _stream_response(
         else:
             resp.headers.add(key, value)
     request[INFO].streaming = True
+    request[INFO].sent_status = reply.status
     try:
         await resp.prepare(request)
         if prefix:

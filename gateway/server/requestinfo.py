@@ -19,6 +19,7 @@ class RequestInfo:
     ratelimit_delay: float = 0.0
     ratelimit_headers: Headers = ()
     streaming: bool = False  # response headers were sent: no problem body possible
+    sent_status: int | None = None  # the status already sent when streaming
 
 
 INFO = web.RequestKey("gateway_info", RequestInfo)

@@ -146,7 +146,9 @@ def test_metric_labels_stay_bounded(stack: Stack) -> None:
             assert labels.get("upstream", "none") in UPSTREAMS | {"none"}, labels
             assert labels.get("method", "GET") in KNOWN_METHODS | {"OTHER"}, labels
             assert re.fullmatch(r"[1-5]\d\d", labels.get("status", "200")), labels
-            assert labels.get("code", "ok") in set(CATALOGUE) | {"ok"}, labels
+            assert labels.get("code", "ok") in set(CATALOGUE) | {"ok", "client_disconnected"}, (
+                labels
+            )
             assert not any("/" in v or "?" in v for k, v in labels.items() if k != "le"), labels
 
 
