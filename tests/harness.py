@@ -7,6 +7,7 @@ and stops it again.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -17,10 +18,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from gateway.devrun import standin_env, start_standins
 
@@ -189,3 +192,36 @@ def running_gateway(env: dict[str, str], config: Path | str = CONFIG) -> Iterato
         yield gw
     finally:
         gw.stop()
+
+
+def call(
+    gw: Gateway | str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """Send ``path`` exactly as given and return (status, lower-cased headers, body)."""
+    url = gw if isinstance(gw, str) else gw.url
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for key, value in (headers or {}).items():
+            conn.putheader(key, value)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def write_config(tmp: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """The shipped config with ``change`` applied to its parsed YAML, as a new file."""
+    data = yaml.safe_load(CONFIG.read_text())
+    change(data)
+    path = tmp / "gateway.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path

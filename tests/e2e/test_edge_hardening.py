@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from gateway.server.app import create_app
 from gateway.server.keys import METRICS
 from tests.conftest import assert_problem, make_config
-from tests.harness import CONFIG, Standins
+from tests.harness import CONFIG, Standins, write_config
 
 TOKEN = "standin-bizz-token"
 
@@ -69,12 +69,7 @@ async def misbehaving() -> AsyncIterator[str]:
 
 
 def _config(tmp_path: Path, **changes: Any) -> Path:
-    data = yaml.safe_load(CONFIG.read_text())
-    for key, value in changes.items():
-        data["upstreams"]["bizzstream"][key] = value
-    path = tmp_path / "gateway.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_config(tmp_path, lambda d: d["upstreams"]["bizzstream"].update(changes))
 
 
 async def _client(aiohttp_client: Any, standins: Standins, path: Path, **env: str) -> Any:

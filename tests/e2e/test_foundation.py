@@ -7,7 +7,6 @@ unknown upstream, hostile paths, header hygiene, timeout 504, closed port 503.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import time
 from collections.abc import Iterator
@@ -15,10 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.conftest import assert_problem
-from tests.harness import CONFIG, Gateway, Standins, free_port, gateway_env, launch_gateway
+from tests.harness import (
+    Gateway,
+    Standins,
+    call,
+    free_port,
+    gateway_env,
+    launch_gateway,
+    write_config,
+)
 
 
 def marked(seen: list[dict[str, Any]], marker: str) -> list[dict[str, Any]]:
@@ -29,29 +35,6 @@ def marked(seen: list[dict[str, Any]], marker: str) -> list[dict[str, Any]]:
     ]
 
 
-def request(
-    gw: Gateway,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, str], bytes]:
-    """Send ``path`` exactly as given (no client-side normalisation)."""
-    host, port = gw.url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        for key, value in (headers or {}).items():
-            conn.putheader(key, value)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def gateway(standins: Standins) -> Iterator[Gateway]:
     gw = launch_gateway(gateway_env(standins))
@@ -60,13 +43,13 @@ def gateway(standins: Standins) -> Iterator[Gateway]:
 
 
 def test_bizzstream_answers_200_through_the_gateway(gateway: Gateway, standins: Standins) -> None:
-    status, headers, body = request(
+    status, headers, body = call(
         gateway, "POST", "/bizzstream/api/v1/documents?ddName=orders",
         json.dumps({"number": 7}).encode(), {"Content-Type": "application/json"},
     )  # fmt: skip
     assert status == 201, body
     created = json.loads(body)["document"]
-    status, headers, body = request(
+    status, headers, body = call(
         gateway, "GET", f"/bizzstream/api/v1/documents?ddName=orders&_id={created['_id']}"
     )
     assert status == 200
@@ -87,7 +70,7 @@ def test_calls_to_the_other_upstreams_reach_their_stand_ins(
     expected_path: str,
 ) -> None:  # fmt: skip
     marker = hashlib.sha1(path.encode()).hexdigest()
-    request(gateway, method, path, b"" if method == "POST" else None, {"X-Request-Id": marker})
+    call(gateway, method, path, b"" if method == "POST" else None, {"X-Request-Id": marker})
     seen = marked(standins.seen(upstream), marker)
     assert seen, f"{upstream} stand-in never saw the call"
     assert seen[-1]["path"] == expected_path
@@ -95,7 +78,7 @@ def test_calls_to_the_other_upstreams_reach_their_stand_ins(
 
 
 def test_unknown_upstream_is_a_problem(gateway: Gateway) -> None:
-    status, headers, body = request(gateway, "GET", "/nowhere/api/x")
+    status, headers, body = call(gateway, "GET", "/nowhere/api/x")
     assert status == 404
     assert headers["content-type"].startswith("application/problem+json")
     problem = assert_problem(body, 404)
@@ -130,7 +113,7 @@ def test_hostile_paths_never_leave_the_base_path(
     gateway: Gateway, standins: Standins, path: str
 ) -> None:
     marker = hashlib.sha1(path.encode()).hexdigest()
-    status, _, body = request(gateway, "GET", path, headers={"X-Request-Id": marker})
+    status, _, body = call(gateway, "GET", path, headers={"X-Request-Id": marker})
     upstream = "buzzstream" if "buzzstream" in path else "bizzstream"
     seen = marked(standins.seen(upstream), marker)
     if status == 400:
@@ -146,7 +129,7 @@ def test_hostile_paths_never_leave_the_base_path(
 def test_caller_credentials_and_connection_named_headers_are_not_forwarded(
     gateway: Gateway,
 ) -> None:
-    status, headers, body = request(
+    status, headers, body = call(
         gateway,
         "POST",
         "/bizzstream/__fault/echo?b=2&a=1&b=1",
@@ -184,35 +167,30 @@ def test_caller_credentials_and_connection_named_headers_are_not_forwarded(
 
 
 def test_large_reply_streams_through_byte_for_byte(gateway: Gateway) -> None:
-    status, _, body = request(gateway, "GET", "/bizzstream/__fault/big?size=3000000")
+    status, _, body = call(gateway, "GET", "/bizzstream/__fault/big?size=3000000")
     assert status == 200
     assert body == b"x" * 3_000_000
 
 
 def test_body_over_the_limit_is_413(gateway: Gateway, tmp_path: Path) -> None:
-    status, _, body = request(
+    status, _, body = call(
         gateway, "POST", "/bizzstream/__fault/echo", b"x" * (10 * 1024 * 1024 + 1)
     )
     assert status == 413
     assert assert_problem(body, 413)["code"] == "payload_too_large"
 
 
-def _config_with(tmp_path: Path, upstream: str, **changes: Any) -> Path:
-    data = yaml.safe_load(CONFIG.read_text())
-    data["upstreams"][upstream].update(changes)
-    path = tmp_path / "gateway.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
 def test_upstream_that_never_answers_gives_504_within_the_timeout(
     standins: Standins, tmp_path: Path
 ) -> None:
-    config = _config_with(tmp_path, "bizzstream", timeouts={"connect": "1s", "total": "1s"})
+    config = write_config(
+        tmp_path,
+        lambda d: d["upstreams"]["bizzstream"].update(timeouts={"connect": "1s", "total": "1s"}),
+    )
     gw = launch_gateway(gateway_env(standins), config)
     try:
         started = time.monotonic()
-        status, _, body = request(gw, "GET", "/bizzstream/__fault/sleep?seconds=30")
+        status, _, body = call(gw, "GET", "/bizzstream/__fault/sleep?seconds=30")
         elapsed = time.monotonic() - started
     finally:
         gw.stop()
@@ -228,7 +206,7 @@ def test_closed_port_gives_503(standins: Standins) -> None:
     env["BIZZSTREAM_URL"] = f"http://127.0.0.1:{free_port()}"
     gw = launch_gateway(env)
     try:
-        status, _, body = request(gw, "GET", "/bizzstream/api/v1/documents?ddName=x")
+        status, _, body = call(gw, "GET", "/bizzstream/api/v1/documents?ddName=x")
     finally:
         gw.stop()
     assert status == 503
@@ -239,9 +217,9 @@ def test_closed_port_gives_503(standins: Standins) -> None:
 
 
 def test_health_endpoints_are_reserved(gateway: Gateway) -> None:
-    assert request(gateway, "GET", "/healthz")[0] == 200
-    status, _, body = request(gateway, "GET", "/readyz")
+    assert call(gateway, "GET", "/healthz")[0] == 200
+    status, _, body = call(gateway, "GET", "/readyz")
     assert status == 200 and json.loads(body)["status"] == "ready"
-    status, _, body = request(gateway, "GET", "/metrics")
+    status, _, body = call(gateway, "GET", "/metrics")
     assert status == 200 and b"gateway_requests_total" in body
-    assert request(gateway, "POST", "/healthz")[0] == 405
+    assert call(gateway, "POST", "/healthz")[0] == 405
