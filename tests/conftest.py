@@ -88,3 +88,13 @@ def assert_problem(body: bytes | str | dict[str, Any], status: int | None = None
     if status is not None:
         assert data["status"] == status, data
     return data
+
+
+async def problem_reply(resp: Any, status: int, upstream: str | None) -> dict[str, Any]:
+    """An aiohttp reply that must be a valid problem of ``status`` from ``upstream``."""
+    assert resp.status == status
+    assert resp.headers["Content-Type"].startswith("application/problem+json")
+    problem = assert_problem(await resp.read(), status)
+    assert problem["request_id"] == resp.headers["X-Request-Id"]
+    assert problem["upstream"] == upstream
+    return problem

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import assert_problem
+from tests.conftest import problem_reply
 from tests.harness import Standins
 
 PROBLEM = "application/problem+json"
@@ -18,12 +18,7 @@ PARTIAL = "Gateway-Partial-Failure"
 
 
 async def problem_of(resp: Any, status: int) -> dict[str, Any]:
-    assert resp.status == status
-    assert resp.headers["Content-Type"].startswith(PROBLEM)
-    problem = assert_problem(await resp.read(), status)
-    assert problem["request_id"] == resp.headers["X-Request-Id"]
-    assert problem["upstream"] == "beeswax"
-    return problem
+    return await problem_reply(resp, status, "beeswax")
 
 
 async def test_success_false_inside_a_200_is_an_error(gateway_client: Any) -> None:

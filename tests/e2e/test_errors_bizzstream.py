@@ -11,19 +11,14 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import assert_problem
+from tests.conftest import problem_reply
 from tests.harness import Standins
 
 PROBLEM = "application/problem+json"
 
 
 async def problem_of(resp: Any, status: int) -> dict[str, Any]:
-    assert resp.status == status
-    assert resp.headers["Content-Type"].startswith(PROBLEM)
-    problem = assert_problem(await resp.read(), status)
-    assert problem["request_id"] == resp.headers["X-Request-Id"]
-    assert problem["upstream"] == "bizzstream"
-    return problem
+    return await problem_reply(resp, status, "bizzstream")
 
 
 async def test_validation_error_carries_user_message_and_fields(gateway_client: Any) -> None:

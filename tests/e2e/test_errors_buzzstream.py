@@ -9,18 +9,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.conftest import assert_problem
+from tests.conftest import problem_reply
 
 PROBLEM = "application/problem+json"
 
 
 async def problem_of(resp: Any, status: int) -> dict[str, Any]:
-    assert resp.status == status
-    assert resp.headers["Content-Type"].startswith(PROBLEM)
-    problem = assert_problem(await resp.read(), status)
-    assert problem["request_id"] == resp.headers["X-Request-Id"]
-    assert problem["upstream"] == "buzzstream"
-    return problem
+    return await problem_reply(resp, status, "buzzstream")
 
 
 async def test_json_error_and_message_shapes(gateway_client: Any) -> None:

@@ -16,19 +16,14 @@ from structlog.testing import capture_logs
 
 from gateway.server.app import create_app
 from gateway.standins.faults import add_fault_routes
-from tests.conftest import assert_problem, make_config
+from tests.conftest import make_config, problem_reply
 from tests.harness import Standins
 
 PROBLEM = "application/problem+json"
 
 
 async def problem_of(resp: Any, status: int) -> dict[str, Any]:
-    assert resp.status == status
-    assert resp.headers["Content-Type"].startswith(PROBLEM)
-    problem = assert_problem(await resp.read(), status)
-    assert problem["request_id"] == resp.headers["X-Request-Id"]
-    assert problem["upstream"] == "streamone"
-    return problem
+    return await problem_reply(resp, status, "streamone")
 
 
 async def test_not_found_inside_a_200(gateway_client: Any) -> None:
