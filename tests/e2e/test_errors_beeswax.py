@@ -13,7 +13,6 @@ import aiohttp
 from tests.conftest import problem_reply
 from tests.harness import Standins
 
-PROBLEM = "application/problem+json"
 PARTIAL = "Gateway-Partial-Failure"
 
 

@@ -14,8 +14,6 @@ import aiohttp
 from tests.conftest import problem_reply
 from tests.harness import Standins
 
-PROBLEM = "application/problem+json"
-
 
 async def problem_of(resp: Any, status: int) -> dict[str, Any]:
     return await problem_reply(resp, status, "bizzstream")

@@ -11,8 +11,6 @@ from typing import Any
 
 from tests.conftest import problem_reply
 
-PROBLEM = "application/problem+json"
-
 
 async def problem_of(resp: Any, status: int) -> dict[str, Any]:
     return await problem_reply(resp, status, "buzzstream")

@@ -19,8 +19,6 @@ from gateway.standins.faults import add_fault_routes
 from tests.conftest import make_config, problem_reply
 from tests.harness import Standins
 
-PROBLEM = "application/problem+json"
-
 
 async def problem_of(resp: Any, status: int) -> dict[str, Any]:
     return await problem_reply(resp, status, "streamone")
