@@ -13,9 +13,15 @@ Auth (``upstreams.md`` § beeswax):
   never loops.
 
 The login path is a path on the tenant host (the base URL's origin), default
-``/rest/authenticate``. Per-user credentials: ``auth.users.<X-Gateway-User>``
-with its own email and password gets its own jar. The quota key is the login
-email: the tenant account whose session makes the call (contract §2).
+``/rest/authenticate``. The session is the gateway's: a proxied call to the
+login path, to either documented ``authenticate`` path or to a ``logout`` is
+refused (``invalid_request``) before anything is sent, and cookies are only
+ever taken from replies to calls the gateway signed itself; otherwise a caller
+could log the shared jar in as another account (session fixation).
+
+Per-user credentials: ``auth.users.<X-Gateway-User>`` with its own email and
+password gets its own jar. The quota key is the login email: the tenant
+account whose session makes the call (contract §2).
 """
 
 from __future__ import annotations
@@ -24,18 +30,44 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from gateway.config_reader import Secret, Section
 from gateway.core.errormap import parse_json, retry_after_seconds
 from gateway.core.messages import OutboundRequest, UpstreamReply, header_all
 from gateway.core.problem import Problem
-from gateway.errors import GatewayError, UpstreamAuthFailed, UpstreamError, UpstreamProblem
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    UpstreamAuthFailed,
+    UpstreamError,
+    UpstreamProblem,
+)
 from gateway.upstreams.base import CallContext, UpstreamSpec
 from gateway.upstreams.beeswax_cookies import CookieJar
 from gateway.upstreams.beeswax_errors import parse_error, partial_failure_headers
 from gateway.upstreams.renewal import Backoff, SingleFlight
 
 NAME = "beeswax"
+# Path segments that reach Beeswax's own session handling (``/rest/authenticate``,
+# ``/rest/v2/authenticate`` and anything below, a logout).
+SESSION_SEGMENTS = frozenset({"authenticate", "logout"})
+
+
+def _segments(path: str) -> list[str]:
+    """What the upstream's router would see: decoded, case-folded, without
+    ``;parameters`` and empty segments (so ``/REST/Authenticate;x/`` matches)."""
+    segments = (unquote(part).split(";", 1)[0].lower() for part in path.split("/"))
+    return [segment for segment in segments if segment]
+
+
+def is_session_path(path: str, login_path: str) -> bool:
+    """True when ``path`` would reach the login (or logout) instead of the API."""
+    segments = _segments(path)
+    login = _segments(login_path)
+    if login and segments[: len(login)] == login:
+        return True
+    return any(segment in SESSION_SEGMENTS for segment in segments)
 
 
 @dataclass(frozen=True)
@@ -112,8 +144,14 @@ class SessionCookieAuth:
         return True  # any call may meet an expired session and be replayed
 
     async def prepare(self, request: OutboundRequest, ctx: CallContext) -> OutboundRequest:
+        if is_session_path(request.path, self.settings.login_path):
+            raise InvalidRequest(
+                "the gateway manages the Beeswax session: callers cannot log in or out through it",
+                upstream=NAME,
+            )
         session = self.session(ctx)
         ctx.notes["base_url"] = request.base_url
+        ctx.notes["signed_path"] = request.path
         if session.generation == 0:
             await self._login_once(session, ctx, stale=0)
         ctx.account = session.login.email
@@ -123,6 +161,9 @@ class SessionCookieAuth:
 
     def observe(self, reply: UpstreamReply, ctx: CallContext) -> None:
         session = self.session(ctx)
+        signed = ctx.notes.get("signed_path")
+        if not isinstance(signed, str) or is_session_path(signed, self.settings.login_path):
+            return  # only replies to calls this auth signed may touch the jar
         # A reply to a call made with an older session must not overwrite the
         # cookies of the login that replaced it.
         if ctx.stale == session.generation:
@@ -224,7 +265,5 @@ SPEC = UpstreamSpec(
     default_limits=(
         {"name": "report_queue", "match": "/rest/report_queue*", "limit": 1, "period": "1s",
          "margin": "100ms", "on_exceed": "delay", "max_delay": "10s"},
-        {"name": "login", "match": "/rest/*authenticate", "methods": ["POST"], "limit": 10,
-         "period": "1m", "burst": 1, "on_exceed": "reject"},
     ),
 )  # fmt: skip

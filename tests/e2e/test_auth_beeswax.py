@@ -7,6 +7,7 @@ one new login, and all 40 calls are answered 200.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -179,3 +180,29 @@ async def test_per_user_credentials_log_in_as_that_user(
     assert (await client.get("/beeswax/rest/advertiser")).status == 200
     principals = [s["principal"] for s in bees.seen("beeswax") if s["path"] == "/rest/advertiser"]
     assert principals == ["alice@example.com", "ops@example.com"]
+
+
+def test_a_caller_cannot_log_the_shared_session_in_as_another_account(
+    gateway: Gateway, fresh: Standins
+) -> None:
+    """Session fixation: a caller's own authenticate call never reaches Beeswax,
+    so its Set-Cookie can never replace the tenant's session in the shared jar."""
+    fresh.admin("beeswax", "/__standin/settings", {"users": {"mallory@example.com": "mallory-pw"}})
+    assert call(gateway, "GET", "/beeswax/rest/advertiser")[0] == 200  # a live shared session
+    fresh.reset()
+    login = json.dumps({"email": "mallory@example.com", "password": "mallory-pw"}).encode()
+    json_type = {"Content-Type": "application/json"}
+    for path in (
+        "/beeswax/rest/authenticate",
+        "/beeswax/rest/v2/authenticate",
+        "/beeswax/rest/authentic%61te",
+        "/beeswax/rest/Authenticate/",
+    ):
+        status, _, reply = call(gateway, "POST", path, login, json_type)
+        assert status == 400, reply
+        problem = assert_problem(reply, 400)
+        assert problem["code"] == "invalid_request", path
+        assert "manages the Beeswax session" in problem["detail"]
+    assert fresh.seen("beeswax") == []  # nothing was sent
+    assert call(gateway, "GET", "/beeswax/rest/advertiser")[0] == 200
+    assert [s["principal"] for s in fresh.seen("beeswax")] == ["ops@example.com"]

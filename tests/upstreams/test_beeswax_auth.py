@@ -9,7 +9,7 @@ import pytest
 
 from gateway.config_reader import Secret
 from gateway.core.messages import OutboundRequest, UpstreamReply
-from gateway.errors import UpstreamAuthFailed, UpstreamProblem
+from gateway.errors import InvalidRequest, UpstreamAuthFailed, UpstreamProblem
 from gateway.upstreams.base import CallContext
 from gateway.upstreams.beeswax import BeeswaxAuthSettings, BeeswaxLogin, SessionCookieAuth
 from gateway.upstreams.beeswax_cookies import CookieJar, parse_set_cookie
@@ -187,3 +187,53 @@ def test_cookie_parsing_follows_max_age_and_expires() -> None:
     later.store("b=2; Max-Age=5")
     later._clock = lambda: now + 6
     assert later.header() is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/rest/authenticate",
+        "/rest/v2/authenticate",
+        "/tenant/rest/authenticate",  # below a base path
+        "/rest/Authenticate/",
+        "/rest/authentic%61te",
+        "/rest/authenticate;x=1",
+        "/rest/authenticate/strict",
+        "/rest/v2/authenticate/logout",
+        "/rest/logout",
+        "/custom/login",  # the configured login_path
+        "/custom/login/again",
+    ],
+)
+async def test_calls_to_the_session_paths_are_refused_before_anything_is_sent(path: str) -> None:
+    up = Upstream()
+    auth, _ = make(up, login_path="/custom/login")
+    c = ctx(up)
+    await auth.bind(c)
+    with pytest.raises(InvalidRequest) as caught:
+        await auth.prepare(OutboundRequest("POST", BASE, path, body=b"{}"), c)
+    assert "manages the Beeswax session" in caught.value.detail
+    assert up.logins == []  # refused before even the first login
+
+
+async def test_ordinary_paths_are_not_mistaken_for_the_login() -> None:
+    up = Upstream()
+    auth, _ = make(up)
+    for path in ("/rest/advertiser", "/rest/v2/authentications", "/rest/user/strict"):
+        await auth.prepare(OutboundRequest("GET", BASE, path), ctx(up))
+    assert len(up.logins) == 1
+
+
+async def test_the_jar_takes_cookies_only_from_replies_to_calls_it_signed() -> None:
+    up = Upstream()
+    auth, _ = make(up)
+    signed = ctx(up)
+    await auth.prepare(REQUEST, signed)
+    forged = ctx(up)  # same session generation, but not prepared by the auth
+    forged.stale = signed.stale
+    auth.observe(UpstreamReply(200, (("Set-Cookie", "k_buzz_cookie=attacker; Path=/"),)), forged)
+    forged.notes["signed_path"] = "/rest/authenticate"
+    auth.observe(UpstreamReply(200, (("Set-Cookie", "k_buzz_cookie=attacker; Path=/"),)), forged)
+    assert (await auth.prepare(REQUEST, ctx(up))).header("Cookie") == (
+        "k_buzz_cookie=s1; k_buzz_remember=r1"
+    )
