@@ -6,7 +6,11 @@ Auth (``upstreams.md`` § beeswax):
   "keep_logged_in"}``; keep every ``Set-Cookie`` of every reply in the tenant's
   jar (:mod:`gateway.upstreams.beeswax_cookies`) and send the jar on each call.
 - On a 401, log in again single-flight: the calls that met the same expired
-  session wait for one login and are each replayed once.
+  session wait for one login and are each replayed once. A 401 can also mean
+  "no rights" (``upstreams.md``), so a 401 only logs in again when it can mean
+  an ended session, and never more often than ``min_login_interval``
+  (:meth:`SessionCookieAuth.rejected`); otherwise it is final
+  (``upstream_auth_failed``, no replay) and cannot exhaust the login quota.
 - A login answered 429 pauses logins for ``Retry-After`` (or a bounded
   exponential back-off); callers get ``rate_limited`` meanwhile. A refused
   password gives ``upstream_auth_failed`` and pauses logins the same way: it
@@ -83,6 +87,7 @@ class BeeswaxAuthSettings:
     login_path: str = "/rest/authenticate"
     keep_logged_in: bool = True
     login_backoff_max: float = 60.0
+    min_login_interval: float = 10.0
     users: Mapping[str, BeeswaxLogin] = field(default_factory=dict)
 
 
@@ -97,6 +102,7 @@ def parse_auth(section: Section) -> BeeswaxAuthSettings:
         login_path=section.text("login_path", "/rest/authenticate"),
         keep_logged_in=section.flag("keep_logged_in", True),
         login_backoff_max=section.duration("login_backoff_max", 60.0),
+        min_login_interval=section.duration("min_login_interval", 10.0),
         users=users,
     )
     section.done()
@@ -112,6 +118,9 @@ class TenantSession:
     backoff: Backoff
     generation: int = 0
     flight: SingleFlight = field(default_factory=SingleFlight)
+    obtained_at: float = float("-inf")  # when the current session was logged in
+    worked: bool = False  # the current session has had a reply other than 401
+    relogin_at: float = float("-inf")  # the last login caused by a 401
 
 
 class SessionCookieAuth:
@@ -167,6 +176,8 @@ class SessionCookieAuth:
         # A reply to a call made with an older session must not overwrite the
         # cookies of the login that replaced it.
         if ctx.stale == session.generation:
+            if reply.status != 401 and reply.status < 500:
+                session.worked = True
             for header in header_all(reply.headers, "Set-Cookie"):
                 session.jar.store(header)
 
@@ -174,18 +185,38 @@ class SessionCookieAuth:
         return False
 
     def rejected(self, reply: UpstreamReply, ctx: CallContext) -> bool:
-        return reply.status == 401
+        """A 401 that calls for a new login (and one replay).
+
+        A 401 met with an older session always does: another call has logged in
+        since, so renew() just replays. A 401 with the current session only when
+        it can mean that the session ended: the session has worked for some call
+        since its login, or is at least ``min_login_interval`` old; and no other
+        401 caused a login in the last ``min_login_interval``. Any other 401 is
+        final ("no rights": ``upstream_auth_failed``, no login, no replay), so an
+        endpoint that always answers 401 costs at most one login per interval.
+        """
+        if reply.status != 401:
+            return False
+        session = self.session(ctx)
+        if ctx.stale != session.generation:
+            return True
+        now, interval = self._clock(), self.settings.min_login_interval
+        if now - session.relogin_at < interval:
+            return False
+        return session.worked or now - session.obtained_at >= interval
 
     async def renew(self, ctx: CallContext) -> None:
-        await self._login_once(self.session(ctx), ctx, stale=ctx.stale)
+        await self._login_once(self.session(ctx), ctx, stale=ctx.stale, after_401=True)
         ctx.renewed = True
 
     def account(self, ctx: CallContext) -> str:
         return self.session(ctx).login.email
 
-    async def _login_once(self, session: TenantSession, ctx: CallContext, stale: object) -> None:
+    async def _login_once(
+        self, session: TenantSession, ctx: CallContext, stale: object, after_401: bool = False
+    ) -> None:
         await session.flight.renew(
-            stale, lambda: session.generation, lambda: self._login(session, ctx)
+            stale, lambda: session.generation, lambda: self._login(session, ctx, after_401)
         )
 
     def _paused(self, session: TenantSession, wait: float) -> GatewayError:
@@ -222,7 +253,7 @@ class SessionCookieAuth:
             body=json.dumps(body).encode("utf-8"),
         )
 
-    async def _login(self, session: TenantSession, ctx: CallContext) -> None:
+    async def _login(self, session: TenantSession, ctx: CallContext, after_401: bool) -> None:
         now = self._clock()
         wait = session.backoff.remaining(now)
         if wait > 0:
@@ -242,6 +273,9 @@ class SessionCookieAuth:
             for header in header_all(reply.headers, "Set-Cookie"):
                 session.jar.store(header)
             session.generation += 1
+            session.obtained_at, session.worked = self._clock(), False
+            if after_401:
+                session.relogin_at = session.obtained_at
             session.backoff.succeed()
             ctx.renewal(True)
             return

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -92,16 +91,18 @@ def test_a_rotated_session_cookie_is_kept(gateway: Gateway, fresh: Standins) -> 
     assert stats.get("auth_failures", 0) == 0
 
 
-def test_the_remember_cookie_renews_the_session_without_a_login(
-    gateway: Gateway, fresh: Standins
+async def test_the_remember_cookie_renews_the_session_without_a_login(
+    aiohttp_client: Any, fresh: Standins
 ) -> None:
+    # A gateway of its own: the module's gateway logged in after a 401 moments
+    # ago, and min_login_interval spaces such logins.
+    client = await aiohttp_client(create_app(make_config(fresh)))
     fresh.admin("beeswax", "/__standin/settings", {"session_ttl": 1})
-    fresh.admin("beeswax", "/__standin/expire_sessions")
-    assert call(gateway, "GET", "/beeswax/rest/advertiser")[0] == 200  # 401, login, replay
-    time.sleep(1.1)  # the 1 s session is gone; keep_logged_in's remember cookie is not
+    assert (await client.get("/beeswax/rest/advertiser")).status == 200  # logs in
+    await asyncio.sleep(1.1)  # the 1 s session is gone; keep_logged_in's remember cookie is not
     fresh.reset()
-    assert call(gateway, "GET", "/beeswax/rest/advertiser")[0] == 200
-    assert call(gateway, "GET", "/beeswax/rest/advertiser")[0] == 200
+    assert (await client.get("/beeswax/rest/advertiser")).status == 200
+    assert (await client.get("/beeswax/rest/advertiser")).status == 200
     stats = fresh.stats("beeswax")
     assert stats.get("session_renewed_by_remember", 0) == 1  # the new cookie was then kept
     assert stats.get("logins", 0) == 0
@@ -206,3 +207,22 @@ def test_a_caller_cannot_log_the_shared_session_in_as_another_account(
     assert fresh.seen("beeswax") == []  # nothing was sent
     assert call(gateway, "GET", "/beeswax/rest/advertiser")[0] == 200
     assert [s["principal"] for s in fresh.seen("beeswax")] == ["ops@example.com"]
+
+
+async def test_an_endpoint_that_always_answers_401_costs_at_most_one_login(
+    aiohttp_client: Any, fresh: Standins
+) -> None:
+    """A 401 can mean "no rights" (upstreams.md): 12 calls that each meet one must
+    not log in 12 times (which used 10 logins, then locked the tenant out)."""
+    client = await aiohttp_client(create_app(make_config(fresh)))
+    problems = []
+    for _ in range(12):
+        resp = await client.get("/beeswax/__fault/empty/401")
+        problems.append(assert_problem(await resp.read(), 502))
+    stats = fresh.stats("beeswax")
+    assert stats.get("logins", 0) <= 1
+    assert stats.get("login_throttled", 0) == 0
+    # Final at once: mapped from the upstream's own 401, not "after one renewal".
+    assert {(p["code"], p["upstream_status"]) for p in problems} == {("upstream_auth_failed", 401)}
+    assert (await client.get("/beeswax/rest/advertiser")).status == 200  # the session still works
+    assert len([s for s in fresh.seen("beeswax") if s["path"] == "/__fault/empty/401"]) == 12

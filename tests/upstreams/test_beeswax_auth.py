@@ -7,11 +7,16 @@ import json
 
 import pytest
 
-from gateway.config_reader import Secret
+from gateway.config_reader import Secret, Section
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.errors import InvalidRequest, UpstreamAuthFailed, UpstreamProblem
 from gateway.upstreams.base import CallContext
-from gateway.upstreams.beeswax import BeeswaxAuthSettings, BeeswaxLogin, SessionCookieAuth
+from gateway.upstreams.beeswax import (
+    BeeswaxAuthSettings,
+    BeeswaxLogin,
+    SessionCookieAuth,
+    parse_auth,
+)
 from gateway.upstreams.beeswax_cookies import CookieJar, parse_set_cookie
 
 BASE = "http://bees.test"
@@ -103,7 +108,9 @@ async def test_a_reply_to_an_older_session_does_not_overwrite_the_new_cookies() 
 async def test_concurrent_401s_cause_exactly_one_login_and_each_replays() -> None:
     up = Upstream()
     auth, _ = make(up)
-    await auth.prepare(REQUEST, ctx(up))
+    first = ctx(up)
+    await auth.prepare(REQUEST, first)
+    auth.observe(UpstreamReply(200), first)  # the session worked, then expired
     calls = [ctx(up) for _ in range(100)]
     for c in calls:
         await auth.prepare(REQUEST, c)
@@ -237,3 +244,56 @@ async def test_the_jar_takes_cookies_only_from_replies_to_calls_it_signed() -> N
     assert (await auth.prepare(REQUEST, ctx(up))).header("Cookie") == (
         "k_buzz_cookie=s1; k_buzz_remember=r1"
     )
+
+
+async def test_a_401_on_a_fresh_session_that_never_worked_is_final() -> None:
+    """ "No rights" 401s: an endpoint that always answers 401 must not cause a
+    login per call (the login quota would lock the tenant out)."""
+    up = Upstream()
+    auth, clock = make(up)
+    for _ in range(12):
+        c = ctx(up)
+        await auth.prepare(REQUEST, c)
+        auth.observe(UpstreamReply(401), c)
+        assert not auth.rejected(UpstreamReply(401), c)
+        clock.now += 0.5
+    assert len(up.logins) == 1
+    clock.now += 10  # a session this old may have ended: one login
+    c = ctx(up)
+    await auth.prepare(REQUEST, c)
+    assert auth.rejected(UpstreamReply(401), c)
+
+
+async def test_logins_caused_by_401s_are_spaced_by_min_login_interval() -> None:
+    up = Upstream()
+    auth, clock = make(up, min_login_interval=30.0)
+
+    async def call(status: int) -> bool:
+        c = ctx(up)
+        await auth.prepare(REQUEST, c)
+        auth.observe(UpstreamReply(status), c)
+        if auth.rejected(UpstreamReply(status), c):
+            await auth.renew(c)
+            return True
+        return False
+
+    assert not await call(200)
+    assert await call(401)  # the session had worked: it ended, log in again
+    assert len(up.logins) == 2
+    clock.now += 1
+    assert not await call(200)  # the new session works too...
+    assert not await call(401)  # ...but a second 401-login within 30 s is refused
+    assert len(up.logins) == 2
+    clock.now += 29
+    assert await call(401)
+    assert len(up.logins) == 3
+    assert not auth.rejected(UpstreamReply(404), ctx(up))
+
+
+def test_min_login_interval_is_configurable() -> None:
+    section = Section(
+        {"email": "e@x", "password": "p", "min_login_interval": "2s"}, "upstreams.beeswax.auth"
+    )
+    assert parse_auth(section).min_login_interval == 2.0
+    default = Section({"email": "e@x", "password": "p"}, "upstreams.beeswax.auth")
+    assert parse_auth(default).min_login_interval == 10.0
