@@ -5,7 +5,9 @@ so the jar stores every ``Set-Cookie`` of every reply, not only the login's
 (``upstreams.md`` § beeswax). Parsing follows RFC 6265 §5.2, cut to what one
 tenant host needs: name, value, ``Max-Age`` (which wins) and ``Expires``;
 ``Max-Age<=0`` or a past ``Expires`` deletes the cookie. ``Path`` and
-``Domain`` are not used: the jar belongs to one host and its API.
+``Domain`` are not used: the jar belongs to one host and its API. Every value
+the jar keeps is a credential, so it is registered with
+:func:`gateway.core.secrets.remember_secret` (masked in logs and error bodies).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+
+from gateway.core.secrets import remember_secret
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class CookieJar:
         if cookie.expires is not None and cookie.expires <= now:
             self._cookies.pop(cookie.name, None)
         else:
+            remember_secret(cookie.value)
             self._cookies[cookie.name] = (cookie.value, cookie.expires)
 
     def clear(self) -> None:

@@ -11,6 +11,10 @@ The server routes (:mod:`gateway.server.oauth_routes`) drive the flow:
 
 Values are JSON; the store the server passes in encrypts them at rest. Keys:
 ``oauth1:buzzstream:user:<id>`` and ``oauth1:buzzstream:pending:<request token>``.
+
+Every token secret obtained at run time (a reply of §2.1/§2.3, or read back
+from the store, perhaps written by another replica) is registered with
+:func:`gateway.core.secrets.remember_secret`, so logs and error bodies mask it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.core.oauth1 import OAuth1Credentials, sign
+from gateway.core.secrets import remember_secret
 from gateway.errors import UpstreamAuthFailed, UpstreamError
 from gateway.upstreams.base import KeyValueStore
 
@@ -43,7 +48,10 @@ def _decode(raw: bytes | None, *fields: str) -> tuple[str, ...] | None:
 
 async def load_user_token(store: KeyValueStore, user: str) -> tuple[str, str] | None:
     found = _decode(await store.get(USER_KEY + user), "token", "token_secret")
-    return (found[0], found[1]) if found else None
+    if found is None:
+        return None
+    remember_secret(found[1])
+    return found[0], found[1]
 
 
 async def save_user_token(store: KeyValueStore, user: str, token: str, secret: str) -> None:
@@ -62,6 +70,7 @@ async def take_pending(store: KeyValueStore, request_token: str) -> tuple[str, s
     found = _decode(await store.get(key), "user", "token_secret")
     if found is None:
         return None
+    remember_secret(found[1])
     await store.set(key, b"", ttl=GONE_TTL)
     return found[0], found[1]
 
@@ -130,6 +139,7 @@ def parse_token_reply(reply: UpstreamReply, step: str, upstream: str) -> tuple[s
         )
     fields = dict(parse_qsl((reply.body or b"").decode("utf-8", "replace")))
     token, secret = fields.get("oauth_token"), fields.get("oauth_token_secret")
+    remember_secret(secret)
     if reply.status != 200 or not token or not secret:
         raise UpstreamError(
             f"{upstream} answered the {step} with HTTP {reply.status} and no token",

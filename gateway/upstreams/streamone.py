@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 
 from gateway.config_reader import Secret, Section
 from gateway.core.messages import OutboundRequest, UpstreamReply, header_drop
+from gateway.core.secrets import remember_secret
 from gateway.core.streamone_signing import (
     Actor,
     UnusableArguments,
@@ -285,6 +286,7 @@ class SignedQueryAuth:
             ctx.renewal(False)
             state.backoff.fail(self._clock(), "refused")
             raise
+        remember_secret(session.key.reveal())  # masked in logs and error bodies
         state.session = session
         state.generation += 1
         state.backoff.succeed()

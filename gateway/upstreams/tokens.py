@@ -12,7 +12,9 @@
 A provider's ``renew(ctx, stale)`` is single-flight: concurrent callers that
 were refused the same token cause one renewal. Every renewal is reported
 through ``ctx.renewal``. No provider imports an HTTP library: the grant goes
-through ``ctx.send``.
+through ``ctx.send``. Every token a provider obtains at run time (read from the
+file, granted) is registered with :func:`gateway.core.secrets.remember_secret`,
+so logs and error bodies mask it like a configured secret.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
 from gateway.config_reader import Secret, Section
 from gateway.core.messages import OutboundRequest
+from gateway.core.secrets import remember_secret
 from gateway.errors import ConfigError, GatewayError, UpstreamAuthFailed, UpstreamError
 from gateway.upstreams.base import CallContext
 from gateway.upstreams.renewal import Backoff, SingleFlight
@@ -161,6 +164,7 @@ class FileToken:
                 raise UpstreamAuthFailed(
                     f"the {ctx.upstream} token file is empty", upstream=ctx.upstream
                 )
+            remember_secret(value)
             self._stamp, self._token = stamp, Secret(value)
         assert self._token is not None
         return self._token
@@ -253,6 +257,7 @@ class ClientCredentialsToken:
                 upstream=ctx.upstream,
             )
         lifetime = grant.get("expires_in")
+        remember_secret(token)
         self._token = Secret(token)
         self._expires = None
         if isinstance(lifetime, int | float) and not isinstance(lifetime, bool):
