@@ -15,8 +15,11 @@ unknown body type) is refused with ``invalid_request``.
 Actors: ``user`` or ``application``. An application may log a user in
 (``auth.session``, :mod:`gateway.upstreams.streamone_session`); such a session
 is renewed single-flight before ``sessiontimeout`` runs out or on status 282,
-and a 282 call is replayed once. ``auth.users.<X-Gateway-User>`` may name
-another actor. The quota key is the actor (contract §2).
+and a 282 call is replayed once. The session calls go to the same API root as
+the call itself: ``<base path>/api/session/...`` (:func:`api_root`), so a call
+of a session actor must have the contract's shape, ``{command}/{action}``.
+``auth.users.<X-Gateway-User>`` may name another actor. The quota key is the
+actor (contract §2).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from gateway.upstreams.streamone_session import (
     SESSION_NOT_FOUND,
     LiveSession,
     SessionSettings,
+    api_root,
     challenge_from_initialize,
     parse_envelope,
     session_from_create,
@@ -204,8 +208,13 @@ class SignedQueryAuth:
             raise InvalidRequest(str(exc), upstream=NAME) from None
         ctx.account = state.account
         if state.session_settings is not None:
+            root = api_root(request.path)
+            if root is None:
+                raise InvalidRequest(
+                    "a StreamOne session call is /streamone/{command}/{action}", upstream=NAME
+                )
             ctx.notes["base_url"] = request.base_url
-            ctx.notes["api_prefix"] = request.path[: request.path.find("/api/")]
+            ctx.notes["api_root"] = root
             session = state.session
             left = session.expires - self._clock() if session else 0.0
             if session is None or left < state.session_settings.renew_before:
@@ -246,7 +255,7 @@ class SignedQueryAuth:
         request = OutboundRequest(
             method="POST",
             base_url=str(ctx.notes["base_url"]),
-            path=f"{ctx.notes['api_prefix']}/api/{action}",
+            path=f"{ctx.notes['api_root']}/{action}",
             headers=(("Accept", "application/json"),),
         )
         reply = await ctx.send(self.sign(state, request, [], encode_form(args), None))

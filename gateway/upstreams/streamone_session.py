@@ -11,11 +11,13 @@ user in, then signs calls with ``application_psk + session_key``.
    status 282 ``SESSION_NOT_FOUND``.
 
 :func:`parse_envelope` reads a reply; :func:`session_from_create` checks the
-``session/create`` body. No I/O here: the auth sends through ``ctx.send``.
+``session/create`` body; :func:`api_root` says where the session calls go. No
+I/O here: the auth sends through ``ctx.send``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,21 @@ from gateway.core.errormap import parse_json
 from gateway.core.messages import UpstreamReply
 
 SESSION_NOT_FOUND = 282
+# <base path>/api/<command>/<action>, as map_path and the proxy build it; the
+# greedy prefix takes the *last* /api/, so a base path may contain one too.
+_CALL_PATH = re.compile(r"^(?P<root>.*/api)/[^/]+/[^/]+/?$")
+
+
+def api_root(path: str) -> str | None:
+    """``<base path>/api`` of a call's outbound path, where ``session/...`` goes too.
+
+    None when the path is not ``.../api/<command>/<action>``.
+
+    >>> api_root("/api/v3/api/item/view")
+    '/api/v3/api'
+    """
+    match = _CALL_PATH.match(path)
+    return match["root"] if match else None
 
 
 @dataclass(frozen=True)

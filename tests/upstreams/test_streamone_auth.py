@@ -167,3 +167,33 @@ def test_config_sessions_need_an_application_and_users_are_actors() -> None:
     assert parsed.users["alice"] == StreamOneActorSettings(
         "application", "application", Secret("q")
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "root"),
+    [
+        ("/api/item/view", "/api"),
+        ("/v3/api/item/view", "/v3/api"),
+        ("/api/v3/api/item/view", "/api/v3/api"),  # a base path that holds /api/ itself
+        ("/gw/api/v3/api/item/view/", "/gw/api/v3/api"),
+    ],
+)
+async def test_session_calls_stay_below_the_base_path(path: str, root: str) -> None:
+    upstream, clock = SessionUpstream(), [NOW]
+    auth = session_auth(clock)
+    request = OutboundRequest("POST", "http://so.test", path)
+    prepared = await auth.prepare(request, CallContext("streamone", None, send=upstream.send))
+    assert upstream.calls == [f"{root}/session/initialize", f"{root}/session/create"]
+    assert prepared.path == path and "session=sid1" in prepared.query
+
+
+async def test_a_session_call_of_another_shape_is_refused_before_a_login() -> None:
+    upstream = SessionUpstream()
+    auth = session_auth([NOW])
+    for path in ("/api/item", "/api/item/view/extra", "/v3/item/view"):
+        with pytest.raises(InvalidRequest):
+            await auth.prepare(
+                OutboundRequest("POST", "http://so.test", path),
+                CallContext("streamone", None, send=upstream.send),
+            )
+    assert upstream.calls == []
