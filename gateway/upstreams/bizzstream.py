@@ -73,6 +73,11 @@ class BearerEnvironmentAuth:
             user: _Holder(build_provider(creds.provider), creds.environment_id)
             for user, creds in settings.users.items()
         }
+        # A replay needs the body; only a renewable token is ever replayed. The
+        # proxy asks before bind(), so any renewable holder means buffering.
+        self._replayable = any(
+            holder.provider.can_renew for holder in (self._shared, *self._users.values())
+        )
 
     def _holder(self, ctx: CallContext) -> _Holder:
         if isinstance(ctx.credential, _Holder):
@@ -83,7 +88,12 @@ class BearerEnvironmentAuth:
         ctx.credential = self._holder(ctx)
 
     def needs_body(self, request: OutboundRequest) -> bool:
-        return True  # a token_expired answer is replayed, so the body must be kept
+        """True when a token_expired answer may be replayed, so the body must be kept.
+
+        A static token cannot be renewed: its calls are never replayed and
+        their bodies stream through unbuffered.
+        """
+        return self._replayable
 
     async def prepare(self, request: OutboundRequest, ctx: CallContext) -> OutboundRequest:
         holder = self._holder(ctx)

@@ -43,6 +43,9 @@ FileStamp = tuple[int, int, int]  # mtime_ns, size, inode
 
 
 class TokenProvider(Protocol):
+    # False when renew() can never yield another token (so no call is ever replayed).
+    can_renew: bool
+
     async def token(self, ctx: CallContext) -> Secret: ...
 
     async def renew(self, ctx: CallContext, stale: Secret) -> None: ...
@@ -111,6 +114,8 @@ def parse_provider(section: Section) -> ProviderSettings:
 
 
 class StaticToken:
+    can_renew = False
+
     def __init__(self, settings: StaticTokenSettings) -> None:
         self._token = settings.token
 
@@ -136,6 +141,8 @@ def _stat_and_read(path: str, known: FileStamp | None) -> tuple[FileStamp, str |
 
 
 class FileToken:
+    can_renew = True
+
     def __init__(
         self,
         settings: FileTokenSettings,
@@ -195,6 +202,8 @@ _ERROR_CODE = re.compile(r"^[a-z_]{1,64}$")
 
 
 class ClientCredentialsToken:
+    can_renew = True
+
     def __init__(self, settings: ClientCredentialsSettings, clock: Clock = time.monotonic) -> None:
         self.settings = settings
         self._clock = clock

@@ -116,11 +116,16 @@ def gateway(bizz: Standins) -> Iterator[Gateway]:
         yield gw
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
 def test_static_token_expired_is_upstream_auth_failed_without_a_pointless_replay(
-    gateway: Gateway, fresh: Standins
+    gateway: Gateway, fresh: Standins, method: str
 ) -> None:
+    """A POST's body is streamed, not buffered, under a static token (it can
+    never be replayed): the refusal is the same."""
     fresh.admin("bizzstream", "/__standin/settings", {"expired_tokens": ["standin-bizz-token"]})
-    _, _, reply = call(gateway, "GET", DOCS)
+    body = b'{"n": 1}' if method == "POST" else None
+    headers = {"Content-Type": "application/json"} if body else {}
+    _, _, reply = call(gateway, method, DOCS, body, headers)
     problem = assert_problem(reply, 502)
     assert problem["code"] == "upstream_auth_failed"
     assert fresh.stats("bizzstream").get("requests", 0) == 1

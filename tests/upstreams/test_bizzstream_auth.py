@@ -26,6 +26,7 @@ from gateway.upstreams.tokens import (
     ClientCredentialsToken,
     FileToken,
     FileTokenSettings,
+    ProviderSettings,
     StaticTokenSettings,
 )
 
@@ -193,3 +194,22 @@ def test_config_needs_exactly_one_provider() -> None:
     parsed = parse_auth(Section({"environment_id": "e", "client_credentials": grant}, "a"))
     assert isinstance(parsed.provider, ClientCredentialsSettings)
     assert "'s'" not in repr(parsed)
+
+
+def test_only_a_renewable_token_buffers_the_body_for_a_replay(tmp_path: Path) -> None:
+    static = StaticTokenSettings(Secret("tok"))
+    file = FileTokenSettings(str(tmp_path / "token"), check_interval=1.0)
+    post = OutboundRequest("POST", "http://bizz.test", "/api/v1/documents", "ddName=x")
+
+    def needs_body(
+        provider: ProviderSettings, users: dict[str, ProviderSettings] | None = None
+    ) -> bool:
+        creds = {u: BizzStreamCredentials(p, "env") for u, p in (users or {}).items()}
+        settings = BizzStreamAuthSettings(provider, "env", creds)
+        return BearerEnvironmentAuth(settings).needs_body(post)
+
+    assert not needs_body(static)  # never replayed: the body streams through
+    assert not needs_body(static, {"olga": StaticTokenSettings(Secret("olga"))})
+    assert needs_body(file)
+    assert needs_body(grant_settings())
+    assert needs_body(static, {"dana": file})  # the call may be dana's: keep it
