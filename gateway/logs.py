@@ -35,6 +35,8 @@ SECRET_PATTERNS = (
     re.compile(r'(?i)(oauth_[a-z_]*(?:signature|token)[a-z_]*)="?[^",&\s]+'),
     re.compile(r"(?i)\b(signature|password|token|psk|session|key)=[^&\s\"']+"),
 )
+
+
 def register_secrets(values: Iterable[str]) -> None:
     """Remember configured secret values, so they are masked wherever they appear."""
     remember_secrets(values)

@@ -27,13 +27,12 @@ def redact(**event: Any) -> dict[str, Any]:
 def clean_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    known = dict(secrets._known)
+    known = secrets.snapshot()
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.getLogger("aiohttp.access").disabled = False
-    secrets._known.clear()
-    secrets._known.update(known)
+    secrets.restore(known)
     structlog.reset_defaults()
 
 

@@ -11,7 +11,6 @@ from gateway.core import secrets
 
 @pytest.fixture(autouse=True)
 def restore_secret_registry() -> Iterator[None]:
-    known = dict(secrets._known)
+    known = secrets.snapshot()
     yield
-    secrets._known.clear()
-    secrets._known.update(known)
+    secrets.restore(known)
