@@ -66,10 +66,15 @@ async def exchange(
             return Exchange(reply, open_resp)
         if open_resp is not None:
             open_resp.close()
-        if attempt == 2 or request.streamed_body:
+        if attempt == 2:
+            raise UpstreamAuthFailed(
+                f"{ctx.upstream} rejected the gateway's credentials after one renewal",
+                upstream=ctx.upstream,
+            )
+        if request.streamed_body:  # the body is gone: this call cannot be replayed
             break
         await auth.renew(ctx)
     raise UpstreamAuthFailed(
-        f"{ctx.upstream} rejected the gateway's credentials after one renewal",
+        f"{ctx.upstream} rejected the gateway's credentials, which cannot be renewed here",
         upstream=ctx.upstream,
     )
