@@ -8,7 +8,8 @@ base, or raises :class:`UnsafePath`.
 Refused outright (400 ``invalid_request``): dot segments (``..``, ``.``, and
 their encoded forms ``%2e``), empty segments (``//host``), encoded slashes and
 backslashes (``%2f``, ``%5c``), a raw backslash, ``@`` (userinfo confusion),
-an absolute URL (``scheme:``) and control characters. Refusing is clearer
+an absolute URL (``scheme:``), encoded control characters, double-encoded
+or overlong-UTF-8 dots and slashes, and dot segments hidden behind ``;params``. Refusing is clearer
 than silently rewriting: a caller that sends these has a bug or is probing.
 """
 
@@ -20,6 +21,8 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _ALLOWED = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:%]*$")
 _PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _ENCODED_CONTROL = re.compile(r"%(?:[01][0-9A-Fa-f]|7[Ff])")
+_DOUBLE_ENCODED = re.compile(r"%25(?:2[eEfF]|5[cC])")
+_OVERLONG = re.compile(r"%[cC][01]")
 
 
 class UnsafePath(ValueError):
@@ -51,11 +54,16 @@ def safe_subpath(raw: str) -> str:
             raise UnsafePath("encoded slash, backslash or '@' in path")
     if _ENCODED_CONTROL.search(raw):
         raise UnsafePath("encoded control character in path")
+    if _DOUBLE_ENCODED.search(raw) or _OVERLONG.search(raw):
+        # Harmless to a strict server, a traversal to one that decodes twice or
+        # accepts overlong UTF-8: never legitimate, so refused.
+        raise UnsafePath("double-encoded or overlong dot, slash or backslash in path")
     segments = raw.split("/")
     for index, segment in enumerate(segments):
         if segment == "" and index != len(segments) - 1:
             raise UnsafePath("empty path segment")
-        if _decode_unreserved(segment) in (".", ".."):
+        # A ";params" suffix does not hide a dot segment (Tomcat reads "..;x" as "..").
+        if _decode_unreserved(segment.split(";", 1)[0]) in (".", ".."):
             raise UnsafePath("dot segment in path")
         if not _ALLOWED.match(segment):
             raise UnsafePath("character not allowed in path")

@@ -29,6 +29,13 @@ HOSTILE = [
     "api/%zz",
     "api/sp ace",
     "api/\x01",
+    "api/..;/admin",
+    "api/.%2e;x/admin",
+    "api/%252e%252e/admin",
+    "api%252fadmin",
+    "api/%c0%ae%c0%ae/admin",
+    "api/%0a",
+    "api/%7F",
 ]
 
 
