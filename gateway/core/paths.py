@@ -8,9 +8,10 @@ base, or raises :class:`UnsafePath`.
 Refused outright (400 ``invalid_request``): dot segments (``..``, ``.``, and
 their encoded forms ``%2e``), empty segments (``//host``), encoded slashes and
 backslashes (``%2f``, ``%5c``), a raw backslash, ``@`` (userinfo confusion),
-an absolute URL (``scheme:``), encoded control characters, double-encoded
-or overlong-UTF-8 dots and slashes, and dot segments hidden behind ``;params``. Refusing is clearer
-than silently rewriting: a caller that sends these has a bug or is probing.
+an absolute URL (``scheme:``), encoded control characters, double-encoded or
+overlong-UTF-8 dots and slashes, and dot segments hidden behind ``;params``.
+Refusing is clearer than silently rewriting: a caller that sends these has a
+bug or is probing.
 """
 
 from __future__ import annotations
