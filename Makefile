@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit bench clean venv redis-server prometheus ops-lint
+.PHONY: run test lint bench clean venv redis-server prometheus ops-lint
 
 venv: $(STAMP)
 
