@@ -49,16 +49,17 @@ def gateway_app(aiohttp_client: Any) -> AppFactory:
 async def test_proxied_replies_carry_the_ratelimit_fields(
     gateway_app: AppFactory, fresh_standins: Standins, redis_flushed: str
 ) -> None:
-    p = policy("per_env", limit=100, period=1, burst=100, on_exceed="delay")
+    # A slot per second: nothing refills between the two calls, so r is exact.
+    p = policy("per_env", limit=60, period=60, burst=60, on_exceed="delay")
     client = await gateway_app(with_limits(make_config(fresh_standins, REDIS_URL=redis_flushed),
                                            "bizzstream", p))  # fmt: skip
     ok = await client.get(DOCS)
     assert ok.status == 200
-    assert ok.headers["RateLimit-Policy"] == '"per_env";q=100;w=1'
-    assert ok.headers["RateLimit"] == '"per_env";r=99;t=1'
+    assert ok.headers["RateLimit-Policy"] == '"per_env";q=60;w=60'
+    assert ok.headers["RateLimit"] == '"per_env";r=59;t=1'
     failed = await client.get("/bizzstream/api/v1/fail/404")
     assert_problem(await failed.read(), 404)
-    assert failed.headers["RateLimit"] == '"per_env";r=98;t=1'
+    assert failed.headers["RateLimit"] == '"per_env";r=58;t=2'
 
 
 async def test_a_refusal_is_a_429_problem_from_the_gateway(
