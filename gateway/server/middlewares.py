@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import re
 import time
 import uuid
@@ -49,7 +50,7 @@ def problem_response(request: web.Request, problem: Problem) -> web.Response:
     ).encode()
     resp = web.Response(status=problem.http_status, body=body, content_type=PROBLEM_CONTENT_TYPE)
     if problem.retry_after is not None:
-        resp.headers["Retry-After"] = str(max(1, round(problem.retry_after + 0.499)))
+        resp.headers["Retry-After"] = str(max(1, math.ceil(problem.retry_after)))  # never early
     return resp
 
 

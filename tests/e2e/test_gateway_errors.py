@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from aiohttp.test_utils import make_mocked_request
 from structlog.testing import capture_logs
 
+from gateway.core.problem import Problem
 from gateway.server.app import create_app
 from gateway.server.keys import STATE
+from gateway.server.middlewares import problem_response
+from gateway.server.requestinfo import INFO, RequestInfo
 from tests.conftest import assert_problem, make_config
 from tests.harness import CONFIG, Standins
 
@@ -114,3 +119,16 @@ async def test_readyz_fails_when_redis_is_unreachable(
     body = await resp.json()
     assert body["status"] == "not ready"
     assert body["checks"]["redis"].startswith("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "header"), [(0.2, "1"), (1.0, "1"), (1.001, "2"), (2.001, "3"), (2.5, "3")]
+)
+def test_retry_after_is_never_earlier_than_retry_after(seconds: float, header: str) -> None:
+    """RFC 9110 §10.2.3: a client that obeys the header must not come back too early."""
+    request = make_mocked_request("GET", "/bizzstream/x")
+    request[INFO] = RequestInfo(request_id="rid")
+    problem = Problem(
+        code="rate_limited", detail="slow down", retry_after=seconds, source="gateway"
+    )
+    assert problem_response(request, problem).headers["Retry-After"] == header
