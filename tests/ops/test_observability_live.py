@@ -137,6 +137,40 @@ def test_traffic_reached_all_four_upstreams_and_is_counted(stack: Stack) -> None
     assert {"ok", "unknown_upstream", "rate_limited"} <= codes, codes
 
 
+def _value(families: dict[str, Any], sample_name: str, **labels: str) -> float:
+    family = families[sample_name.removesuffix("_total").removesuffix("_count")]
+    return sum(
+        s.value
+        for s in family.samples
+        if s.name == sample_name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_the_traffic_moved_every_series_it_drives(stack: Stack) -> None:
+    """Primed series exist at 0 from start-up: presence alone proves nothing."""
+    healthy = _families(stack.metrics_text)
+    degraded = _families(call(stack.degraded.url + "/metrics")[2].decode())
+    checks = {
+        "decisions allowed": _value(
+            healthy, "gateway_ratelimit_decisions_total", decision="allowed"
+        ),
+        "decisions delayed": _value(
+            healthy, "gateway_ratelimit_decisions_total", decision="delayed"
+        ),
+        "decisions rejected": _value(
+            healthy, "gateway_ratelimit_decisions_total", decision="rejected"
+        ),
+        "delay observed": _value(healthy, "gateway_ratelimit_delay_seconds_count"),
+        "upstream 429 counted": _value(healthy, "gateway_upstream_throttled_total"),
+        "cool-down put": _value(healthy, "gateway_upstream_cooldowns_total"),
+        "logins ok": _value(healthy, "gateway_auth_renewals_total", result="ok"),
+        "login errors": _value(degraded, "gateway_auth_renewals_total", result="error"),
+        "redis errors": _value(degraded, "gateway_redis_errors_total"),
+        "fallback active": _value(degraded, "gateway_ratelimit_fallback_active"),
+    }
+    assert all(v > 0 for v in checks.values()), checks
+
+
 def test_metric_labels_stay_bounded(stack: Stack) -> None:
     """Contract §4: never a user id, raw path or request id as a label."""
     text = stack.metrics_text + call(stack.degraded.url + "/metrics")[2].decode()
