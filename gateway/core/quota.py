@@ -163,7 +163,10 @@ def evaluate(
     - Refused, with nothing written, when a ``reject`` policy does not conform
       now, when ``s - now`` exceeds a ``delay`` policy's ``max_delay``, or when
       a cool-down is running and no enforced ``delay`` policy may hold the call
-      (no policy at all, or a ``reject`` one applies).
+      (no policy at all, or a ``reject`` one applies). When the cool-down alone
+      outlasts a ``delay`` policy's ``max_delay``, the decider is
+      :data:`COOLDOWN`, not the policy (which is marked refused only if its own
+      queue also outlasts ``max_delay``).
     - Shadow policies never change the decision. When the call goes, each one
       is charged unless it alone would have refused the call.
     """
@@ -183,8 +186,15 @@ def evaluate(
         lim = limits[i]
         over = allow_at[i] - now if lim.reject else wait - lim.max_delay_us
         if over > 0:
-            refused[i] = True
-            decider = decider or lim.name
+            if not lim.reject and cooldown_until - now > lim.max_delay_us:
+                # The cool-down alone is longer than this policy may hold a
+                # call: the cool-down refuses it; the policy only if its own
+                # queue is too long as well.
+                refused[i] = allow_at[i] - now > lim.max_delay_us
+                decider = decider or COOLDOWN
+            else:
+                refused[i] = True
+                decider = decider or lim.name
             retry = max(retry, over)
 
     allowed = decider is None

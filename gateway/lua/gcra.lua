@@ -127,9 +127,16 @@ for i = 1, n do
       over = wait - max_delay[i]
     end
     if over > 0 then
-      refused[i] = true
-      if decider < 0 then
-        decider = i
+      if not reject[i] and cooldown - now > max_delay[i] then
+        refused[i] = at[i] - now > max_delay[i]
+        if decider < 0 then
+          decider = 0
+        end
+      else
+        refused[i] = true
+        if decider < 0 then
+          decider = i
+        end
       end
       retry = math.max(retry, over)
     end

@@ -11,6 +11,7 @@ from redis.crc import key_slot
 
 from gateway.core.quota import (
     COOLDOWN,
+    REJECTED,
     US,
     Hold,
     Limit,
@@ -224,6 +225,25 @@ def test_cooldown_holds_delay_policies_and_refuses_reject_or_unlimited_calls() -
     too_long = s.call(T0, P(name="short", on_exceed="delay", max_delay=1.0))
     assert not too_long.allowed and too_long.retry_us == 2 * US
     assert s.call(T0 + 3 * US).allowed
+
+
+def test_a_cooldown_longer_than_max_delay_is_named_as_the_cause() -> None:
+    s = Store()
+    s.cooldown = T0 + 3 * US
+    out = s.call(T0, P(name="short", on_exceed="delay", max_delay=1.0))
+    assert not out.allowed and out.decider == COOLDOWN and out.retry_us == 2 * US
+    (p,) = out.policies
+    assert p.verdict != REJECTED and not p.committed
+    state = dict(ratelimit_headers(out))["RateLimit"]
+    assert state == '"short";r=5;t=0'  # the policy's quota is untouched, not r=0
+    # a policy whose own queue is too long as well is still marked refused
+    s.values["k:tight"] = T0 + 10 * US
+    both = s.call(T0, P(name="tight", limit=1, burst=1, on_exceed="delay", max_delay=1.0))
+    assert both.decider == COOLDOWN and both.policies[0].verdict == REJECTED
+    # a cool-down that fits in max_delay leaves the refusal to the policy's queue
+    s.cooldown = T0 + US // 2
+    queued = s.call(T0, P(name="tight", limit=1, burst=1, on_exceed="delay", max_delay=1.0))
+    assert queued.decider == "tight"
 
 
 def test_extend_cooldown_keeps_the_later_end() -> None:

@@ -137,6 +137,32 @@ async def test_the_script_agrees_with_the_python_model(make_limiter: Factory) ->
         await asyncio.sleep(rng.choice([0, 0, 0.01, 0.05]))
 
 
+async def test_the_script_agrees_with_the_python_model_during_a_cooldown(
+    make_limiter: Factory, raw_redis: aioredis.Redis
+) -> None:
+    """Same, with a cool-down running that is longer than some max_delays:
+    both name the cool-down as the cause of those refusals."""
+    lim = await make_limiter()
+    pool = [
+        policy("short", limit=3, period=1, burst=2, on_exceed="delay", max_delay=0.5),
+        policy("long", limit=10, period=1, burst=1, on_exceed="delay", max_delay=5.0),
+        policy("s", limit=2, period=1, burst=1, shadow=True, on_exceed="delay", max_delay=0.3),
+    ]
+    await lim.cooldown(UP, ACCT, 2.0)
+    deciders = set()
+    for chosen in [pool[:1], pool[1:2], pool, pool[1:], pool[::2], pool[1:2], pool[:1]]:
+        call = plan("gw", UP, chosen, ACCT, None)
+        until = int(await raw_redis.get(call.cooldown) or 0)
+        reply = await lim.runner.submit(
+            (call.cooldown, *call.keys), ["acquire", script_args(call.limits)]
+        )
+        got = parse_reply(reply, call.limits, call.keys)
+        stored = [p.stored_us for p in got.policies]
+        assert got == evaluate(got.now_us, call.limits, call.keys, stored, until)
+        deciders.add(got.decider)
+    assert deciders == {None, "cooldown"}
+
+
 async def test_survives_script_flush(make_limiter: Factory, raw_redis: aioredis.Redis) -> None:
     lim = await make_limiter()
     p = policy(limit=100, period=1)
