@@ -74,7 +74,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
             retry_on_timeout=False,
             health_check_interval=0,
         )
-    state.store = create_store(config, state.redis)
+    state.store = create_store(config, state.redis, app[METRICS])
     yield
     if state.redis is not None:
         await state.redis.aclose()

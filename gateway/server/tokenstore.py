@@ -21,10 +21,8 @@ import base64
 import hashlib
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from redis.exceptions import RedisError
 
 from gateway.config_reader import Secret
-from gateway.errors import UpstreamUnavailable
 from gateway.logs import get_logger
 from gateway.upstreams.base import KeyValueStore
 
@@ -53,10 +51,7 @@ class EncryptedStore:
         self._cipher = cipher
 
     async def get(self, key: str) -> bytes | None:
-        try:
-            raw = await self._inner.get(key)
-        except (RedisError, OSError) as exc:
-            raise UpstreamUnavailable("the token store (Redis) is unavailable") from exc
+        raw = await self._inner.get(key)  # Redis errors: translated in stores.RedisStore
         if not raw:
             return None
         try:
@@ -66,10 +61,7 @@ class EncryptedStore:
             return None
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        try:
-            await self._inner.set(key, self._cipher.encrypt(value), ttl)
-        except (RedisError, OSError) as exc:
-            raise UpstreamUnavailable("the token store (Redis) is unavailable") from exc
+        await self._inner.set(key, self._cipher.encrypt(value), ttl)
 
 
 def create_token_store(inner: KeyValueStore, secret: Secret | None) -> EncryptedStore:
