@@ -22,6 +22,8 @@
 --             -> the number of keys given back
 --   cooldown  KEYS = {cool-down key}; ARGV = {'cooldown', seconds_us}
 --             -> {now_us, until_us}
+--   check     KEYS = {cool-down key}; ARGV = {'check'}
+--             -> the microseconds left of the cool-down (0: none)
 --   seed      KEYS = {key}; ARGV = {'seed', backlog_us}
 --             Raises the key to now + backlog_us (never lowers it): a replica
 --             hands back what it reserved in memory while Redis was away.
@@ -54,6 +56,10 @@ if op == 'cooldown' then
     put(KEYS[1], untl)
   end
   return {now, untl}
+end
+
+if op == 'check' then
+  return math.max(0, stored(KEYS[1]) - now)
 end
 
 if op == 'release' then

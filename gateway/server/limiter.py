@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -73,6 +74,11 @@ class Limiter(Protocol):
         """Upstream pushback: hold every replica's calls for this account."""
         ...
 
+    async def cooldown_left(self, upstream: str, account: str) -> float:
+        """Seconds left of this account's cool-down (0: none), checked after a
+        delayed call's wait: a cool-down may have been put meanwhile."""
+        ...
+
 
 class ManagedLimiter(Limiter, Protocol):
     """A limiter with a life cycle, built in the app's cleanup context."""
@@ -101,6 +107,9 @@ class NoLimiter:
 
     async def cooldown(self, upstream: str, account: str, seconds: float) -> None:
         return None
+
+    async def cooldown_left(self, upstream: str, account: str) -> float:
+        return 0.0
 
 
 @functools.lru_cache(maxsize=1024)
@@ -215,3 +224,61 @@ async def wait_for_slot(delay: float, caller_gone: Callable[[], bool]) -> None:
         if caller_gone():
             log.info("ratelimit_caller_left", delay=round(delay, 3), left=round(left, 3))
             raise asyncio.CancelledError("the caller disconnected while waiting for its slot")
+
+
+def hold_budget(policies: Sequence[RatePolicy], user: str | None) -> float:
+    """How long in all a call may be held: the smallest ``max_delay`` of the
+    enforced ``delay`` policies that apply; 0 when a ``reject`` one applies or
+    none does (such calls are refused during a cool-down, never held)."""
+    applied = [p for p in policies if not p.shadow and (p.scope != "user" or user is not None)]
+    if not applied or any(p.on_exceed != "delay" for p in applied):
+        return 0.0
+    return min(p.max_delay for p in applied)
+
+
+async def wait_out(
+    limiter: Limiter,
+    upstream: str,
+    account: str,
+    policies: Sequence[RatePolicy],
+    user: str | None,
+    decision: Decision,
+    caller_gone: Callable[[], bool],
+) -> Decision | None:
+    """Wait for a delayed call's slot, then make sure no cool-down was put on
+    the account meanwhile (an upstream 429 to another call): one ``check``.
+
+    While one runs, the slot is given back and the call queued again behind
+    the cool-down (a fresh decision, so the held calls stay spaced out instead
+    of leaving together when it ends), if its total wait stays within
+    :func:`hold_budget`; else it is refused: the returned refusal is a 429 with
+    ``Retry-After`` = the cool-down left. ``None``: send now. The reserved slot
+    is given back when the caller leaves (``CancelledError`` propagates).
+    """
+    waited, budget = 0.0, hold_budget(policies, user)
+    while True:
+        try:
+            await wait_for_slot(decision.delay, caller_gone)
+            waited += decision.delay
+            left = await limiter.cooldown_left(upstream, account)
+        except asyncio.CancelledError:
+            await limiter.release(upstream, decision)
+            raise
+        if left <= 0:
+            return None
+        await limiter.release(upstream, decision)
+        if waited + left <= budget:
+            decision = await limiter.acquire(upstream, policies, account, user)
+            if decision.allowed and waited + decision.delay <= budget:
+                continue
+            await limiter.release(upstream, decision)
+        retry = seconds(math.ceil(left * 1_000_000))
+        log.info("ratelimit_cooldown_after_wait", upstream=upstream, waited=round(waited, 3))
+        return Decision(
+            allowed=False,
+            retry_after=retry,
+            policy=COOLDOWN,
+            headers=decision.headers,
+            detail=f"{upstream} asked the gateway to pause calls for this account; "
+            f"retry in {retry:g}s",
+        )

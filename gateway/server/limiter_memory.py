@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from gateway.config import RatePolicy
-from gateway.core.quota import Outcome, evaluate, extend_cooldown, release_value
+from gateway.core.quota import Outcome, evaluate, extend_cooldown, release_value, seconds
 from gateway.metrics import Metrics
 from gateway.server.limiter import Decision, decision_of, plan, record
 
@@ -96,6 +96,14 @@ class MemoryLimiter:
     async def cooldown(self, upstream: str, account: str, seconds: float) -> None:
         self.note_cooldown(upstream, account, seconds)
         self._metrics.cooldowns.labels(upstream).inc()
+
+    async def cooldown_left(self, upstream: str, account: str) -> float:
+        return self.cooldown_left_here(upstream, account)
+
+    def cooldown_left_here(self, upstream: str, account: str) -> float:
+        """The cool-down this process knows of (its own, or mirrored)."""
+        key = plan(self._prefix, upstream, (), account, None).cooldown
+        return seconds(max(0, self._values.get(key, 0) - self._clock()))
 
     def note_cooldown(self, upstream: str, account: str, seconds: float) -> None:
         """Remember a cool-down here without counting it (the Redis limiter

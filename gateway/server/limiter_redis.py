@@ -35,7 +35,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from gateway.config import RatePolicy, RedisConfig
-from gateway.core.quota import Hold, parse_reply, script_args
+from gateway.core.quota import Hold, parse_reply, script_args, seconds
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.server.circuit import CircuitBreaker
@@ -238,6 +238,19 @@ class RedisLimiter:
             await self.runner.submit((key,), ["cooldown", max(0, round(seconds * 1_000_000))])
         except RedisUnavailable as exc:
             self._failed(exc)
+
+    async def cooldown_left(self, upstream: str, account: str) -> float:
+        """One ``check`` round trip (same timeout and breaker as a decision);
+        the copy kept here when Redis is unavailable."""
+        if not self._breaker.is_open:
+            key = plan(self._prefix, upstream, (), account, None).cooldown
+            try:
+                left = await self.runner.submit((key,), ["check"])
+            except RedisUnavailable as exc:
+                self._failed(exc)
+            else:
+                return seconds(max(0, int(left)))
+        return self._local.cooldown_left_here(upstream, account)
 
     async def _release_holds(self, held: Sequence[Hold]) -> None:
         args: list[str | int] = ["release"]

@@ -27,7 +27,7 @@ from gateway.errors import (
 )
 from gateway.server.driver import exchange
 from gateway.server.keys import CONFIG, METRICS, STATE
-from gateway.server.limiter import wait_for_slot
+from gateway.server.limiter import wait_out
 from gateway.server.requestinfo import INFO
 from gateway.upstreams import REGISTRY
 from gateway.upstreams.base import CallContext, UpstreamSpec
@@ -173,11 +173,11 @@ async def _proxy(
         )
     if decision.delay > 0:
         info.ratelimit_delay = decision.delay
-        try:
-            await wait_for_slot(decision.delay, lambda: request.transport is None)
-        except asyncio.CancelledError:
-            await state.limiter.release(name, decision)
-            raise
+        # gives the slot back if the caller leaves or a cool-down refuses it
+        late = await wait_out(state.limiter, name, account, policies, info.user, decision,
+                              lambda: request.transport is None)  # fmt: skip
+        if late is not None:  # a cool-down was put meanwhile
+            raise RateLimited(late.detail, upstream=name, retry_after=late.retry_after)
 
     started = time.perf_counter()
     try:
