@@ -7,9 +7,12 @@
   go out together as one pipeline (``batch``), which multiplies the decisions
   per second a process gets out of Redis (``bench/limiter.py`` measures it).
 - Every Redis operation has ``redis.timeout`` (50 ms by default) in all,
-  whatever redis-py would retry. This module is the only place where redis
-  exceptions are caught and translated (:class:`RedisUnavailable`); each one
-  counts in ``gateway_redis_errors_total``.
+  whatever redis-py would retry, and every decision has it too, from its
+  caller's point of view (a call queued behind a round trip in flight gets the
+  fallback answer when it expires). This module is the only place where redis
+  exceptions are caught and translated (:class:`RedisUnavailable`); each failed
+  round trip counts once in ``gateway_redis_errors_total``, and fails at once
+  the calls queued behind it.
 - The first failure opens a :class:`~gateway.server.circuit.CircuitBreaker`:
   calls then get the ``redis.on_error`` answer without touching Redis, while one
   probe (``PING`` + ``SCRIPT LOAD``) runs every ``redis.probe_interval``; when
@@ -24,10 +27,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.resources import files
 from typing import Any
 
@@ -64,11 +68,18 @@ class RedisUnavailable(Exception):
 class ScriptRunner:
     """Runs :data:`SCRIPT` by ``EVALSHA``, batching concurrent calls when asked."""
 
-    def __init__(self, redis: Redis, timeout: float, batch: bool = True) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        timeout: float,
+        batch: bool = True,
+        on_failure: Callable[[RedisUnavailable], None] | None = None,
+    ) -> None:
         self.sha = hashlib.sha1(SCRIPT.encode()).hexdigest()
         self._redis = redis
         self._timeout = timeout
         self._batch = batch
+        self._on_failure = on_failure  # called once per failed round trip
         self._pending: list[Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self.round_trips = 0  # for the benchmark
@@ -95,16 +106,25 @@ class ScriptRunner:
         return result
 
     async def _flush(self) -> None:
+        """Send what is pending, one pipeline per round trip. When a round
+        trip fails, the calls that queued behind it fail at once too (Redis
+        is not answering; the breaker is open): none waits for a send of its
+        own, and nothing more is sent."""
         batch: list[Pending] = []
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
                     results = await self._run([(keys, args) for keys, args, _ in batch])
-                except RedisUnavailable as exc:
-                    results = [exc] * len(batch)
-                except Exception as exc:  # a bug must not strand the callers
-                    results = [RedisUnavailable(type(exc).__name__)] * len(batch)
+                except Exception as exc:
+                    failure = (
+                        exc
+                        if isinstance(exc, RedisUnavailable)  # a bug must not strand callers
+                        else self._failed(RedisUnavailable(type(exc).__name__))
+                    )
+                    batch += self._pending
+                    self._pending = []
+                    results = [failure] * len(batch)
                 _settle(batch, results)
                 batch = []
         finally:
@@ -118,7 +138,14 @@ class ScriptRunner:
         pending, self._pending = self._pending, []
         _settle(pending, [RedisUnavailable("closed")] * len(pending))
 
+    def _failed(self, exc: RedisUnavailable) -> RedisUnavailable:
+        if self._on_failure is not None:
+            self._on_failure(exc)
+        return exc
+
     async def _run(self, calls: list[tuple[Sequence[str], Sequence[str | int]]]) -> list[Any]:
+        """One round trip (plus a ``SCRIPT LOAD`` and re-send on ``NOSCRIPT``)
+        within ``timeout``; a failure is reported to ``on_failure`` once."""
         try:
             async with asyncio.timeout(self._timeout):
                 results = await self._send(calls)
@@ -129,10 +156,14 @@ class ScriptRunner:
                     for i, result in zip(missing, again, strict=True):
                         results[i] = result
         except (RedisError, OSError, TimeoutError) as exc:
-            raise RedisUnavailable(type(exc).__name__) from exc
-        return [
+            raise self._failed(RedisUnavailable(type(exc).__name__)) from exc
+        out = [
             RedisUnavailable(type(r).__name__) if isinstance(r, Exception) else r for r in results
         ]
+        errors = [r for r in out if isinstance(r, RedisUnavailable)]
+        if errors:
+            self._failed(errors[0])
+        return out
 
     async def _send(self, calls: list[tuple[Sequence[str], Sequence[str | int]]]) -> list[Any]:
         self.round_trips += 1
@@ -166,7 +197,7 @@ class RedisLimiter:
         self._config = config
         self._metrics = metrics
         self._prefix = config.key_prefix
-        self.runner = ScriptRunner(redis, config.timeout, batch)
+        self.runner = ScriptRunner(redis, config.timeout, batch, on_failure=self._failed)
         self._local = MemoryLimiter(metrics, config.key_prefix, share=config.replicas)
         self._breaker = CircuitBreaker(self._probe, config.probe_interval, self._changed)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -205,14 +236,20 @@ class RedisLimiter:
         future = self.runner.submit(
             (call.cooldown, *call.keys), ["acquire", script_args(call.limits)]
         )
+        abandoned = functools.partial(self._abandoned, upstream, call)
         try:
-            reply = await asyncio.shield(future)
+            # Each call is decided within redis.timeout, even one queued behind
+            # a round trip in flight.
+            async with asyncio.timeout(self._config.timeout):
+                reply = await asyncio.shield(future)
         except asyncio.CancelledError:
             # The caller left while Redis was answering: give back what it got.
-            future.add_done_callback(functools.partial(self._abandoned, upstream, call))
+            future.add_done_callback(abandoned)
             raise
-        except RedisUnavailable as exc:
-            self._failed(exc)
+        except TimeoutError:
+            future.add_done_callback(abandoned)  # Redis may still reserve a slot
+            return await self._fallback(upstream, policies, account, user)
+        except RedisUnavailable:
             return await self._fallback(upstream, policies, account, user)
         outcome = parse_reply(reply, call.limits, call.keys)
         self._local.mirror(outcome)
@@ -234,10 +271,8 @@ class RedisLimiter:
         if self._breaker.is_open:
             return
         key = plan(self._prefix, upstream, (), account, None).cooldown
-        try:
+        with contextlib.suppress(RedisUnavailable):  # counted by the runner
             await self.runner.submit((key,), ["cooldown", max(0, round(seconds * 1_000_000))])
-        except RedisUnavailable as exc:
-            self._failed(exc)
 
     async def cooldown_left(self, upstream: str, account: str) -> float:
         """One ``check`` round trip (same timeout and breaker as a decision);
@@ -245,9 +280,10 @@ class RedisLimiter:
         if not self._breaker.is_open:
             key = plan(self._prefix, upstream, (), account, None).cooldown
             try:
-                left = await self.runner.submit((key,), ["check"])
-            except RedisUnavailable as exc:
-                self._failed(exc)
+                async with asyncio.timeout(self._config.timeout):
+                    left = await self.runner.submit((key,), ["check"])
+            except (RedisUnavailable, TimeoutError):
+                pass  # counted by the runner
             else:
                 return seconds(max(0, int(left)))
         return self._local.cooldown_left_here(upstream, account)
@@ -256,10 +292,8 @@ class RedisLimiter:
         args: list[str | int] = ["release"]
         for hold in held:
             args += [str(hold.expected_us), str(hold.previous_us)]
-        try:
+        with contextlib.suppress(RedisUnavailable):  # counted by the runner
             await self.runner.submit([h.key for h in held], args)
-        except RedisUnavailable as exc:
-            self._failed(exc)
 
     def _abandoned(self, upstream: str, call: Call, future: asyncio.Future[Any]) -> None:
         if future.cancelled() or future.exception() is not None:
@@ -315,8 +349,7 @@ class RedisLimiter:
         ]
         results = await asyncio.gather(*seeds, return_exceptions=True)
         if any(isinstance(r, BaseException) for r in results):
-            self._metrics.redis_errors.inc()
-            raise RedisUnavailable("seeding failed")
+            raise RedisUnavailable("seeding failed")  # counted by the runner
 
     def _changed(self, opened: bool) -> None:
         self._metrics.circuit_open.labels("redis").set(int(opened))

@@ -146,3 +146,34 @@ async def test_reservations_made_in_memory_are_handed_to_redis_on_recovery(
     await wait_until(lambda: lim.status() == "redis")
     queued = await lim.acquire(UP, [p], ACCT, None)
     assert queued.backend == "redis" and queued.delay > 0.2  # behind the memory slots
+
+
+async def test_a_frozen_redis_costs_each_call_one_timeout_and_one_error_per_round_trip(
+    make_limiter: Factory, own_redis: RedisServer
+) -> None:
+    """Calls queued behind a round trip in flight fail with it (they are not
+    sent afterwards), each decision comes within redis.timeout, and the error
+    is counted once per failed round trip, not once per caller."""
+    metrics = create_metrics()
+    lim = await make_limiter(url=own_redis.url, metrics=metrics, timeout=0.1, probe_interval=60.0)
+    p = policy(limit=1000, period=1)
+    assert (await lim.acquire(UP, [p], ACCT, None)).backend == "redis"
+    trips = lim.runner.round_trips
+    assert own_redis.proc is not None
+    os.kill(own_redis.proc.pid, signal.SIGSTOP)
+    try:
+
+        async def timed(delay: float) -> tuple[float, str]:
+            await asyncio.sleep(delay)
+            started = time.perf_counter()
+            decision = await lim.acquire(UP, [p], ACCT, None)
+            return time.perf_counter() - started, decision.backend
+
+        results = await asyncio.gather(timed(0), *(timed(0.03) for _ in range(20)))
+    finally:
+        os.kill(own_redis.proc.pid, signal.SIGCONT)
+    assert all(backend == "memory" for _, backend in results)
+    # the bug took up to 2 x timeout (its own round trip after the one in flight)
+    assert max(took for took, _ in results) <= 0.16, results
+    assert lim.runner.round_trips == trips + 1  # the queued calls were never sent
+    assert sample(metrics, "gateway_redis_errors_total") == 1
