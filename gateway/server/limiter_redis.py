@@ -1,16 +1,13 @@
 """The Redis limiter: every policy of a call checked and charged in one round trip.
 
-- :data:`SCRIPT` (``gateway/lua/gcra.lua``, package data) is read once and run
-  with ``EVALSHA``; a ``NOSCRIPT`` answer (a restarted Redis, ``SCRIPT FLUSH``)
-  loads it again and re-runs the calls that missed, so it survives either.
-- Calls that arrive while a round trip is in flight share the next one: they
-  go out together as one pipeline (``batch``), which multiplies the decisions
-  per second a process gets out of Redis (``bench/limiter.py`` measures it).
+- The script runs through :class:`~gateway.server.redis_script.ScriptRunner`
+  (EVALSHA, NOSCRIPT reload, concurrent calls batched into one pipeline, which
+  multiplies the decisions per second: ``bench/limiter.py`` measures it).
 - Every Redis operation has ``redis.timeout`` (50 ms by default) in all,
   whatever redis-py would retry, and every decision has it too, from its
   caller's point of view (a call queued behind a round trip in flight gets the
-  fallback answer when it expires). This module is the only place where redis
-  exceptions are caught and translated (:class:`RedisUnavailable`); each failed
+  fallback answer when it expires). Redis exceptions are translated into
+  :class:`RedisUnavailable` in ``redis_script.py`` and this module's probe; each failed
   round trip counts once in ``gateway_redis_errors_total``, and fails at once
   the calls queued behind it.
 - The first failure opens a :class:`~gateway.server.circuit.CircuitBreaker`:
@@ -29,14 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import time
-from collections.abc import Callable, Sequence
-from importlib.resources import files
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from gateway.config import RatePolicy, RedisConfig
 from gateway.core.quota import Hold, parse_reply, script_args, seconds
@@ -54,139 +49,9 @@ from gateway.server.limiter import (
     record_open,
 )
 from gateway.server.limiter_memory import MemoryLimiter
+from gateway.server.redis_script import SCRIPT, RedisUnavailable, ScriptRunner
 
-SCRIPT = files("gateway").joinpath("lua/gcra.lua").read_text()
 log = get_logger("gateway.ratelimit")
-
-Pending = tuple[Sequence[str], Sequence[str | int], "asyncio.Future[Any]"]
-
-
-class RedisUnavailable(Exception):
-    """Redis failed, timed out or refused a command; names only the error type."""
-
-
-class ScriptRunner:
-    """Runs :data:`SCRIPT` by ``EVALSHA``, batching concurrent calls when asked."""
-
-    def __init__(
-        self,
-        redis: Redis,
-        timeout: float,
-        batch: bool = True,
-        on_failure: Callable[[RedisUnavailable], None] | None = None,
-    ) -> None:
-        self.sha = hashlib.sha1(SCRIPT.encode()).hexdigest()
-        self._redis = redis
-        self._timeout = timeout
-        self._batch = batch
-        self._on_failure = on_failure  # called once per failed round trip
-        self._pending: list[Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self.round_trips = 0  # for the benchmark
-
-    def submit(self, keys: Sequence[str], args: Sequence[str | int]) -> asyncio.Future[Any]:
-        """A future of the script's answer, or of :class:`RedisUnavailable`."""
-        loop = asyncio.get_running_loop()
-        if not self._batch:
-            return loop.create_task(self._one(keys, args))
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((keys, args, future))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
-        return future
-
-    async def load(self) -> None:
-        async with asyncio.timeout(self._timeout):
-            await self._redis.script_load(SCRIPT)
-
-    async def _one(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
-        (result,) = await self._run([(keys, args)])
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    async def _flush(self) -> None:
-        """Send what is pending, one pipeline per round trip. When a round
-        trip fails, the calls that queued behind it fail at once too (Redis
-        is not answering; the breaker is open): none waits for a send of its
-        own, and nothing more is sent."""
-        batch: list[Pending] = []
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    results = await self._run([(keys, args) for keys, args, _ in batch])
-                except Exception as exc:
-                    failure = (
-                        exc
-                        if isinstance(exc, RedisUnavailable)  # a bug must not strand callers
-                        else self._failed(RedisUnavailable(type(exc).__name__))
-                    )
-                    batch += self._pending
-                    self._pending = []
-                    results = [failure] * len(batch)
-                _settle(batch, results)
-                batch = []
-        finally:
-            self._flusher = None
-            if batch:  # cancelled mid-flight (shutdown): fail what was in it
-                _settle(batch, [RedisUnavailable("CancelledError")] * len(batch))
-
-    async def aclose(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-        pending, self._pending = self._pending, []
-        _settle(pending, [RedisUnavailable("closed")] * len(pending))
-
-    def _failed(self, exc: RedisUnavailable) -> RedisUnavailable:
-        if self._on_failure is not None:
-            self._on_failure(exc)
-        return exc
-
-    async def _run(self, calls: list[tuple[Sequence[str], Sequence[str | int]]]) -> list[Any]:
-        """One round trip (plus a ``SCRIPT LOAD`` and re-send on ``NOSCRIPT``)
-        within ``timeout``; a failure is reported to ``on_failure`` once."""
-        try:
-            async with asyncio.timeout(self._timeout):
-                results = await self._send(calls)
-                missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-                if missing:
-                    await self._redis.script_load(SCRIPT)
-                    again = await self._send([calls[i] for i in missing])
-                    for i, result in zip(missing, again, strict=True):
-                        results[i] = result
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise self._failed(RedisUnavailable(type(exc).__name__)) from exc
-        out = [
-            RedisUnavailable(type(r).__name__) if isinstance(r, Exception) else r for r in results
-        ]
-        errors = [r for r in out if isinstance(r, RedisUnavailable)]
-        if errors:
-            self._failed(errors[0])
-        return out
-
-    async def _send(self, calls: list[tuple[Sequence[str], Sequence[str | int]]]) -> list[Any]:
-        self.round_trips += 1
-        if len(calls) == 1:
-            keys, args = calls[0]
-            try:
-                return [await self._redis.evalsha(self.sha, len(keys), *keys, *args)]
-            except ResponseError as exc:  # NOSCRIPT, BUSY, OOM...: judged per call
-                return [exc]
-        pipe = self._redis.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.evalsha(self.sha, len(keys), *keys, *args)
-        return list(await pipe.execute(raise_on_error=False))
-
-
-def _settle(batch: list[Pending], results: list[Any]) -> None:
-    for (_, _, future), result in zip(batch, results, strict=True):
-        if future.done():
-            continue  # its caller gave up (the limiter gives back what it got)
-        if isinstance(result, Exception):
-            future.set_exception(result)
-        else:
-            future.set_result(result)
 
 
 class RedisLimiter:
