@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from gateway.errors import ConfigError
 
+T = TypeVar("T")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -172,6 +173,15 @@ class Section:
     def section(self, name: str) -> Section:
         self._used.add(name)
         return Section(self.data.get(name), self.key(name))
+
+    def each(self, name: str, parse: Callable[[Section], T]) -> dict[str, T]:
+        """A mapping of sub-sections (e.g. ``users``), each parsed and checked for
+        unknown keys."""
+        out: dict[str, T] = {}
+        for key, sub in self.section(name).items():
+            out[key] = parse(sub)
+            sub.done()
+        return out
 
     def items(self) -> Iterator[tuple[str, Section]]:
         for name in self.data:

@@ -92,10 +92,9 @@ class BeeswaxAuthSettings:
 
 
 def parse_auth(section: Section) -> BeeswaxAuthSettings:
-    users = {}
-    for user, sub in section.section("users").items():
-        users[user] = BeeswaxLogin(email=sub.text("email"), password=sub.secret("password"))
-        sub.done()
+    users = section.each(
+        "users", lambda sub: BeeswaxLogin(email=sub.text("email"), password=sub.secret("password"))
+    )
     settings = BeeswaxAuthSettings(
         email=section.text("email"),
         password=section.secret("password"),

@@ -48,13 +48,12 @@ class BizzStreamAuthSettings:
 def parse_auth(section: Section) -> BizzStreamAuthSettings:
     environment_id = section.text("environment_id")
     provider = parse_provider(section)
-    users_section = section.section("users")
-    users = {}
-    for user, sub in users_section.items():
-        users[user] = BizzStreamCredentials(
+    users = section.each(
+        "users",
+        lambda sub: BizzStreamCredentials(
             provider=parse_provider(sub), environment_id=sub.text("environment_id", environment_id)
-        )
-        sub.done()
+        ),
+    )
     section.done()
     return BizzStreamAuthSettings(provider=provider, environment_id=environment_id, users=users)
 

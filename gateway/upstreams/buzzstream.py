@@ -51,10 +51,10 @@ class BuzzStreamAuthSettings:
 
 
 def parse_auth(section: Section) -> BuzzStreamAuthSettings:
-    users = {}
-    for user, sub in section.section("users").items():
-        users[user] = TokenPair(token=sub.text("token"), token_secret=sub.secret("token_secret"))
-        sub.done()
+    users = section.each(
+        "users",
+        lambda sub: TokenPair(token=sub.text("token"), token_secret=sub.secret("token_secret")),
+    )
     settings = BuzzStreamAuthSettings(
         consumer_key=section.text("consumer_key"),
         consumer_secret=section.secret("consumer_secret"),

@@ -101,10 +101,7 @@ def _parse_actor(section: Section) -> StreamOneActorSettings:
 
 
 def parse_auth(section: Section) -> StreamOneAuthSettings:
-    users = {}
-    for user, sub in section.section("users").items():
-        users[user] = _parse_actor(sub)
-        sub.done()
+    users = section.each("users", _parse_actor)
     shared = _parse_actor(section)
     section.done()
     return StreamOneAuthSettings(
