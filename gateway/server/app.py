@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from yarl import URL
 
 from gateway.config import GatewayConfig
 from gateway.config_reader import Secret
@@ -30,6 +31,11 @@ def secret_values(config: GatewayConfig) -> list[str]:
     found: list[str] = [t.reveal() for t in config.caller_tokens]
     if config.token_store_key is not None:
         found.append(config.token_store_key.reveal())
+    if config.redis.url is not None:
+        found.append(config.redis.url.reveal())
+        password = URL(config.redis.url.reveal()).password
+        if password:
+            found.append(password)
 
     def walk(value: object) -> None:  # auth settings nest (providers, per-user credentials)
         if isinstance(value, Secret):
