@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import aiohttp
 from aiohttp import web
@@ -13,7 +14,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from gateway.config import UpstreamConfig
 from gateway.core.errormap import MAX_ERROR_BODY
 from gateway.core.headers import forwardable_reply_headers, forwardable_request_headers
-from gateway.core.messages import Headers, OutboundRequest, UpstreamReply
+from gateway.core.messages import Headers, OutboundRequest, UpstreamReply, header_drop
 from gateway.core.paths import UnsafePath, join_base, safe_subpath
 from gateway.errors import (
     InvalidRequest,
@@ -84,7 +85,7 @@ async def read_body(request: web.Request, limit: int, name: str) -> bytes:
     return b"".join(chunks)
 
 
-async def build_request(
+def build_request(
     request: web.Request, cfg: UpstreamConfig, spec: UpstreamSpec, sub: str
 ) -> OutboundRequest:
     try:
@@ -111,7 +112,7 @@ async def build_request(
 
 
 async def handle_proxy(request: web.Request) -> web.StreamResponse:
-    name, _ = split_target(request)
+    name, sub = split_target(request)
     config = request.app[CONFIG]
     state = request.app[STATE]
     metrics = request.app[METRICS]
@@ -129,32 +130,30 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
     gauge.inc()
     state.extras["inflight"] = state.extras.get("inflight", 0) + 1
     try:
-        return await _proxy(request, name, cfg, spec)
+        return await _proxy(request, name, sub, cfg, spec)
     finally:
         gauge.dec()
         state.extras["inflight"] -= 1
 
 
 async def _proxy(
-    request: web.Request, name: str, cfg: UpstreamConfig, spec: UpstreamSpec
+    request: web.Request, name: str, sub: str, cfg: UpstreamConfig, spec: UpstreamSpec
 ) -> web.StreamResponse:
     state = request.app[STATE]
     metrics = request.app[METRICS]
     info = request[INFO]
-    outbound = await build_request(request, cfg, spec, split_target(request)[1])
+    outbound = build_request(request, cfg, spec, sub)
     auth = state.auths[name]
     client = state.clients[name]
     ctx = CallContext(upstream=name, user=info.user, store=state.token_store, send=client.send)
 
     if outbound.streamed_body and auth.needs_body(outbound):
         body = await read_body(request, cfg.max_body_bytes, name)
-        outbound = OutboundRequest(
-            method=outbound.method,
-            base_url=outbound.base_url,
-            path=outbound.path,
-            query=outbound.query,
-            headers=tuple((k, v) for k, v in outbound.headers if k.lower() != "content-length"),
+        outbound = replace(
+            outbound,
+            headers=header_drop(outbound.headers, ("Content-Length",)),  # aiohttp sets it
             body=body,
+            streamed_body=False,
         )
 
     await auth.bind(ctx)  # per-user or shared credentials; may read the token store
