@@ -48,9 +48,13 @@ async def _reserved(request: web.Request) -> web.Response:
     raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
 
 
+# Reserved paths (contract §4): never proxied, whatever the method.
+HANDLERS = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
+RESERVED = frozenset(HANDLERS)
+
+
 def add_health_routes(app: web.Application) -> None:
-    """Reserved paths: never proxied, whatever the method."""
-    for path, handler in (("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics)):
+    for path, handler in HANDLERS.items():
         resource = app.router.add_resource(path)
         resource.add_route("GET", handler)
         resource.add_route("*", _reserved)

@@ -25,11 +25,11 @@ from gateway.core.secrets import mask_known
 from gateway.errors import CallerUnauthorized, GatewayError, InvalidRequest
 from gateway.logs import get_logger
 from gateway.metrics import method_label
+from gateway.server.health import RESERVED
 from gateway.server.keys import CONFIG, METRICS
 from gateway.server.requestinfo import INFO, RequestInfo
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-RESERVED = frozenset({"/healthz", "/readyz", "/metrics"})
 # A browser back from an upstream carries no caller token; the one-time OAuth request
 # token guards this route instead (gateway/server/oauth_routes.py).
 BROWSER_CALLBACKS = frozenset({"/oauth/buzzstream/callback"})
