@@ -1,4 +1,5 @@
-"""Command line: ``gateway run``, ``gateway check-config`` (contract §5), ``gateway healthcheck``.
+"""Command line (docs/contract.md, Running it): ``gateway run``, ``gateway check-config``,
+``gateway healthcheck``, ``gateway --version``.
 
 ``run`` serves until SIGTERM or SIGINT, then drains (see :func:`serve`).
 ``healthcheck`` is what the container image's ``HEALTHCHECK`` runs: the slim
@@ -14,9 +15,11 @@ import signal
 import sys
 import urllib.request
 from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
+from gateway import __version__
 from gateway.config import DEFAULT_LISTEN, GatewayConfig, load_config, parse_listen
 from gateway.errors import ConfigError
 from gateway.logs import configure_logging, get_logger, log_settings
@@ -119,15 +122,25 @@ async def serve(config: GatewayConfig) -> None:
 
 def health_url(env: Mapping[str, str]) -> str:
     """``/healthz`` on the ops listener if set, else on the main one, seen from inside."""
-    listen = env.get("GATEWAY_OPS_LISTEN") or env.get("GATEWAY_LISTEN") or DEFAULT_LISTEN
-    host, port = parse_listen(listen, "GATEWAY_LISTEN")
+    var = "GATEWAY_OPS_LISTEN" if env.get("GATEWAY_OPS_LISTEN") else "GATEWAY_LISTEN"
+    host, port = parse_listen(env.get(var) or DEFAULT_LISTEN, var)
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/healthz"
 
 
+def health_target(url: str) -> str:
+    """``--url`` as given, or with ``/healthz`` added when it is a base URL
+    (``http://host:port`` or ``http://host:port/``)."""
+    parts = urlsplit(url)
+    if parts.path in ("", "/") and not parts.query:
+        return urlunsplit(parts._replace(path="/healthz"))
+    return url
+
+
 def healthcheck(url: str) -> int:
     """0 when ``url`` answers 200 within 3 s, else 1 with the reason on stderr."""
+    url = health_target(url)
     try:
         with urllib.request.urlopen(url, timeout=3) as resp:
             if resp.status == 200:
@@ -138,8 +151,18 @@ def healthcheck(url: str) -> int:
     return 1
 
 
+def describe_config_error(exc: ConfigError) -> str:
+    """One problem on one line; several as a count and one indented line each."""
+    if len(exc.problems) <= 1:
+        return f"config error: {exc}"
+    return "\n".join(
+        [f"config error: {len(exc.problems)} problems", *(f"  - {p}" for p in exc.problems)]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway", description="API gateway sidecar")
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "start the gateway"), ("check-config", "validate the config")):
         p = sub.add_parser(name, help=text)
@@ -147,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
             "--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.yaml)"
         )
     hc = sub.add_parser("healthcheck", help="exit 0 when the local gateway answers /healthz")
-    hc.add_argument("--url", help="default: from GATEWAY_OPS_LISTEN or GATEWAY_LISTEN")
+    hc.add_argument(
+        "--url",
+        help="the gateway's base URL (http://host:port, /healthz is added) or a full URL to GET;"
+        " default: /healthz on GATEWAY_OPS_LISTEN, else GATEWAY_LISTEN, else 127.0.0.1:8080",
+    )
     args = parser.parse_args(argv)
     if args.command == "healthcheck":
         try:
@@ -158,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         level, fmt = log_settings(config.log_level, config.log_format, os.environ)
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
+        print(describe_config_error(exc), file=sys.stderr)
+        return 2
+    except ValueError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":

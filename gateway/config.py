@@ -2,7 +2,9 @@
 
 ``load_config`` is the one loader: ``gateway run`` and ``gateway check-config``
 both call it, so a config that passes the check is the config that runs.
-Every error is a :class:`ConfigError` whose message starts with the key path.
+Every problem is a message that starts with the key path (or the environment
+variable); the loader collects them all (see ``config_reader.Problems``) and
+raises one :class:`ConfigError` carrying every one.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from yarl import URL
 
-from gateway.config_reader import Secret, Section, environ, interpolate
+from gateway.config_reader import Problems, Secret, Section, environ, interpolate
+from gateway.config_yaml import parse_yaml
 from gateway.errors import ConfigError
 from gateway.upstreams import REGISTRY
 
@@ -26,7 +28,7 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 
 @dataclass(frozen=True)
 class RatePolicy:
-    """One quota (contract §2). ``match`` is a glob on the upstream sub-path."""
+    """One quota (docs/contract.md, Rate limits). ``match`` is a glob on the upstream sub-path."""
 
     name: str
     match: str
@@ -121,37 +123,53 @@ def _rate_policy(section: Section, default_name: str) -> RatePolicy:
         scope=section.choice("scope", ("account", "user"), "account"),
         margin=section.duration("margin", 0.0),
     )
+    section.done()
     if policy.period <= 0:
         raise ConfigError(f"{section.key('period')}: must be positive")
-    section.done()
     return policy
 
 
-def _upstream(name: str, section: Section, default_body: int) -> UpstreamConfig:
-    spec = REGISTRY.get(name)
-    if spec is None:
-        raise ConfigError(f"{section.path}: unknown upstream (known: {', '.join(REGISTRY)})")
+def _base_url(section: Section) -> str:
     base_url = section.text("base_url").rstrip("/")
     url = URL(base_url)
     if url.scheme not in ("http", "https") or not url.host or url.query_string or url.fragment:
         raise ConfigError(f"{section.key('base_url')}: expected an http(s) URL without query")
+    return base_url
+
+
+def _policies(
+    name: str, section: Section, defaults: tuple[Any, ...], problems: Problems
+) -> tuple[RatePolicy, ...]:
+    # No `rate_limits` key: the upstream's documented defaults. `rate_limits: []`: none.
+    limits = section.seq("rate_limits") if "rate_limits" in section.data else list(defaults)
+    policies = []
+    for i, item in enumerate(limits):
+        sub = section.child(item, f"{section.key('rate_limits')}[{i}]")
+        with problems.guard():
+            policies.append(_rate_policy(sub, f"{name}_{i}"))
+    names = [p.name for p in policies]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{section.key('rate_limits')}: policy names must be unique")
+    return tuple(policies)
+
+
+def _upstream(name: str, section: Section, default_body: int, problems: Problems) -> UpstreamConfig:
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise ConfigError(f"{section.path}: unknown upstream (known: {', '.join(REGISTRY)})")
+    base_url = problems.attempt(lambda: _base_url(section), "")
     timeouts = section.section("timeouts")
     connect = timeouts.duration("connect", 2.0)
     total = timeouts.duration("total", 30.0)
     timeouts.done()
     if connect <= 0 or total <= 0:
-        raise ConfigError(f"{timeouts.path}: timeouts must be positive")
-    # No `rate_limits` key: the upstream's documented defaults. `rate_limits: []`: none.
-    limits = (
-        section.seq("rate_limits") if "rate_limits" in section.data else list(spec.default_limits)
+        problems.add(f"{timeouts.path}: timeouts must be positive")
+    no_policies: tuple[RatePolicy, ...] = ()
+    policies = problems.attempt(
+        lambda: _policies(name, section, spec.default_limits, problems), no_policies
     )
-    policies = tuple(
-        _rate_policy(Section(item, f"{section.key('rate_limits')}[{i}]"), f"{name}_{i}")
-        for i, item in enumerate(limits)
-    )
-    names = [p.name for p in policies]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{section.key('rate_limits')}: policy names must be unique")
+    auth_section = section.section("auth")
+    auth = problems.attempt(lambda: spec.parse_auth(auth_section), None)
     cfg = UpstreamConfig(
         name=name,
         base_url=base_url,
@@ -159,26 +177,30 @@ def _upstream(name: str, section: Section, default_body: int) -> UpstreamConfig:
         total_timeout=total,
         pool_size=section.integer("pool_size", 100, minimum=1),
         max_body_bytes=section.integer("max_body_bytes", default_body, minimum=1),
-        auth=spec.parse_auth(section.section("auth")),
+        auth=auth,
         rate_limits=policies,
     )
     section.done()
     return cfg
 
 
-def parse_config(data: Any, env: Mapping[str, str]) -> GatewayConfig:
-    root = Section(interpolate(data, env, ""), "")
-    listen_file = root.text("listen", DEFAULT_LISTEN)
-    listen_value = env.get("GATEWAY_LISTEN") or listen_file
-    host, port = parse_listen(listen_value, "listen")
-    ops_file = root.optional_str("ops_listen")
-    ops_value = env.get("GATEWAY_OPS_LISTEN") or ops_file
-    ops_listen = parse_listen(ops_value, "ops_listen") if ops_value else None
-    max_body = root.integer("max_body_bytes", 10 * 1024 * 1024, minimum=1)
+def _listen(env: Mapping[str, str], var: str, value: str | None, key: str) -> Any:
+    """``host:port`` from the variable ``var`` if set, else the file's ``key``; an error
+    names whichever the value came from."""
+    if env.get(var):
+        return parse_listen(env[var], var)
+    return parse_listen(value, key) if value else None
 
-    redis = root.section("redis")
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_NO_REDIS = RedisConfig(None, 0.05, "local", 1, "gw", 1.0)
+
+
+def _redis(redis: Section) -> RedisConfig:
     redis_url = redis.optional_str("url")
-    redis_cfg = RedisConfig(
+    if redis_url is not None and not redis_url.startswith(REDIS_SCHEMES):
+        raise ConfigError(f"{redis.key('url')}: expected a redis://, rediss:// or unix:// URL")
+    cfg = RedisConfig(
         url=Secret(redis_url) if redis_url else None,
         timeout=redis.duration("timeout", 0.05),
         on_error=redis.choice("on_error", ("local", "open", "closed"), "local"),
@@ -188,8 +210,32 @@ def parse_config(data: Any, env: Mapping[str, str]) -> GatewayConfig:
         batch=redis.flag("batch", True),
     )
     redis.done()
-    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("redis.url: expected a redis:// or rediss:// URL")
+    return cfg
+
+
+def parse_config(data: Any, env: Mapping[str, str]) -> GatewayConfig:
+    """The frozen config, or one ``ConfigError`` listing every problem found."""
+    problems = Problems()
+    cfg = problems.attempt(lambda: _parse(data, env, problems), None)
+    problems.raise_if_any()  # a parser that could not go on left its error here too
+    assert cfg is not None
+    return cfg
+
+
+def _parse(data: Any, env: Mapping[str, str], problems: Problems) -> GatewayConfig:
+    root = Section(interpolate(data, env, "", problems), "", problems)
+    listen = problems.attempt(
+        lambda: _listen(env, "GATEWAY_LISTEN", root.text("listen", DEFAULT_LISTEN), "listen"),
+        ("127.0.0.1", 8080),
+    )
+    host, port = listen
+    ops_listen = problems.attempt(
+        lambda: _listen(env, "GATEWAY_OPS_LISTEN", root.optional_str("ops_listen"), "ops_listen"),
+        None,
+    )
+    max_body = root.integer("max_body_bytes", 10 * 1024 * 1024, minimum=1)
+    redis = root.section("redis")
+    redis_cfg = problems.attempt(lambda: _redis(redis), _NO_REDIS)
 
     log = root.section("log")
     log_level = log.choice("level", ("debug", "info", "warning", "error"), "info")
@@ -200,10 +246,12 @@ def parse_config(data: Any, env: Mapping[str, str]) -> GatewayConfig:
     caller_tokens = tuple(Secret(str(t)) for t in callers.seq("tokens") if str(t))
     callers.done()
 
-    upstreams_section = root.section("upstreams")
-    upstreams = {name: _upstream(name, sec, max_body) for name, sec in upstreams_section.items()}
-    if not upstreams:
-        raise ConfigError("upstreams: at least one upstream is required")
+    upstreams = {}
+    for name, sec in root.section("upstreams").items():
+        with problems.guard():
+            upstreams[name] = _upstream(name, sec, max_body, problems)
+    if not upstreams and not problems.messages:
+        problems.add("upstreams: at least one upstream is required")
 
     cfg = GatewayConfig(
         listen_host=host,
@@ -232,10 +280,4 @@ def load_config(
         text = file.read_text()
     except OSError as exc:
         raise ConfigError(f"config file {file}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {file}: invalid YAML{where}") from None
-    return parse_config(data, env)
+    return parse_config(parse_yaml(text, str(file)), env)

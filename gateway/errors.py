@@ -104,4 +104,12 @@ class UpstreamProblem(GatewayError):
 
 
 class ConfigError(Exception):
-    """Invalid configuration. The message names the bad key or missing variable."""
+    """Invalid configuration. Each message names the bad key or missing variable.
+
+    One error may carry several problems (``gateway check-config`` reports
+    every problem of a file in one run); ``str()`` puts one per line.
+    """
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems: tuple[str, ...] = problems

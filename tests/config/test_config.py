@@ -1,4 +1,8 @@
-"""Config loading: one YAML file per invalid case, each error names the bad key."""
+"""Config loading: one YAML file per invalid case, each error names the bad key.
+
+A file's leading ``# expect:`` lines are the problems the loader must report,
+all of them in one run.
+"""
 
 from __future__ import annotations
 
@@ -26,17 +30,85 @@ def shipped_env() -> dict[str, str]:
     return env
 
 
-def expected_message(path: Path) -> str:
-    first = path.read_text().splitlines()[0]
-    assert first.startswith("# expect: "), path
-    return first.removeprefix("# expect: ")
+def expected_messages(path: Path) -> list[str]:
+    lines = path.read_text().splitlines()
+    expected = [line.removeprefix("# expect: ") for line in lines if line.startswith("# expect: ")]
+    assert expected and lines[0].startswith("# expect: "), path
+    return expected
 
 
 @pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
 def test_invalid_config_names_the_key(path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(path, env={})
-    assert expected_message(path) in str(err.value)
+    expected = expected_messages(path)
+    for message in expected:
+        assert message in str(err.value)
+    assert len(err.value.problems) == len(expected), err.value.problems
+
+
+def test_every_problem_of_a_file_is_reported_in_one_run_in_file_order() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(HERE / "invalid" / "several_mistakes.yaml", env={})
+    assert err.value.problems == (
+        "upstreams.beeswax.auth.password: environment variable "
+        "BEESWAX_PASSWORD_UNSET_IN_TESTS is not set",
+        "redis.timeout: expected a duration such as 2s or 250ms",
+        "upstreams.bizzstream.rate_limits[0].limit: required",
+        "upstreams.bizzstream.pool_sise: unknown key",
+        "upstreams.streamone.auth.actor_id: required",
+    )
+
+
+def test_a_yaml_syntax_error_names_the_line_of_the_broken_construct() -> None:
+    # The `[` opened on line 4 is never closed; the parser notices on line 5.
+    with pytest.raises(ConfigError) as err:
+        load_config(HERE / "invalid" / "invalid_yaml.yaml", env={})
+    assert "invalid YAML at line 4: while parsing a flow sequence" in str(err.value)
+    assert "expected ',' or ']', but got ':' (line 5, column 9)" in str(err.value)
+
+
+def test_duplicate_keys_name_both_lines_at_any_depth() -> None:
+    for name, line, first in (("duplicate_key", 8, 5), ("duplicate_top_key", 6, 2)):
+        with pytest.raises(ConfigError, match=f"line {line}: duplicate key .* line {first}"):
+            load_config(HERE / "invalid" / f"{name}.yaml", env={})
+
+
+def test_yaml_merge_keys_may_still_override() -> None:
+    text = (
+        "defaults: &d {base_url: 'http://127.0.0.1:1', pool_size: 5}\n"
+        "upstreams:\n  bizzstream:\n    <<: *d\n    pool_size: 7\n"
+        "    auth: {token: t, environment_id: e}\n"
+    )
+    from gateway.config_yaml import parse_yaml
+
+    data = parse_yaml(text, "merge.yaml")
+    assert data["upstreams"]["bizzstream"]["pool_size"] == 7
+
+
+def test_every_missing_variable_of_the_shipped_config_is_named() -> None:
+    env = shipped_env()
+    gone = ["BIZZSTREAM_TOKEN", "BEESWAX_URL", "BEESWAX_PASSWORD", "STREAMONE_PSK"]
+    for name in gone:
+        del env[name]
+    with pytest.raises(ConfigError) as err:
+        load_config(SHIPPED, env=env)
+    for name in gone:
+        assert f"environment variable {name} is not set" in str(err.value)
+    assert len(err.value.problems) == len(gone), err.value.problems
+
+
+@pytest.mark.parametrize(
+    ("var", "message"),
+    [
+        ("GATEWAY_LISTEN", "GATEWAY_LISTEN: expected host:port, got 'localhost'"),
+        ("GATEWAY_OPS_LISTEN", "GATEWAY_OPS_LISTEN: expected host:port, got 'localhost'"),
+    ],
+)
+def test_a_bad_listen_variable_is_named_as_the_variable(var: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(SHIPPED, env={**shipped_env(), var: "localhost"})
+    assert err.value.problems == (message,)
 
 
 def test_there_is_one_file_per_case() -> None:
@@ -99,6 +171,15 @@ def test_check_config_cli_names_the_bad_key() -> None:
     result = run_cli("check-config", "--config", str(HERE / "invalid" / "bad_timeout.yaml"), env={})
     assert result.returncode == 2
     assert "upstreams.bizzstream.timeouts.connect" in result.stderr
+
+
+def test_check_config_cli_prints_every_problem() -> None:
+    path = HERE / "invalid" / "several_mistakes.yaml"
+    result = run_cli("check-config", "--config", str(path), env={})
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == "config error: 5 problems", result.stderr
+    listed = sorted(result.stderr.splitlines()[1:])
+    assert listed == sorted(f"  - {message}" for message in expected_messages(path))
 
 
 def test_check_config_cli_names_the_missing_variable_without_its_neighbours() -> None:

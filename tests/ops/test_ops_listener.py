@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from gateway.cli import health_url
+from gateway import __version__
+from gateway.cli import health_target, health_url
 from tests.harness import ROOT, Standins, free_port, gateway_env, running_gateway
 from tests.ops.support import call
 
@@ -49,6 +50,34 @@ def test_ops_port_serves_health_and_metrics_but_never_proxies(standins: Standins
         assert result.returncode == 0, result.stderr  # it used the ops port
     result = _healthcheck(env)
     assert result.returncode == 1 and "unhealthy" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "target"),
+    [("http://10.0.0.5:9090", "http://10.0.0.5:9090/healthz"),
+     ("http://10.0.0.5:9090/", "http://10.0.0.5:9090/healthz"),
+     ("http://[::1]:9090", "http://[::1]:9090/healthz"),
+     ("http://10.0.0.5:9090/readyz", "http://10.0.0.5:9090/readyz")],
+)  # fmt: skip
+def test_healthcheck_url_may_be_the_base_url(given: str, target: str) -> None:
+    assert health_target(given) == target
+
+
+@pytest.mark.e2e
+def test_healthcheck_with_a_base_url_checks_healthz(standins: Standins) -> None:
+    with running_gateway(gateway_env(standins)) as gw:
+        result = _healthcheck({}, "--url", gw.url)
+        assert result.returncode == 0, result.stderr
+
+
+def test_version_and_the_variable_named_in_a_bad_ops_listen() -> None:
+    version = subprocess.run(
+        [sys.executable, "-m", "gateway", "--version"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert (version.returncode, version.stdout) == (0, f"gateway {__version__}\n")
+    bad = _healthcheck({"GATEWAY_OPS_LISTEN": "nonsense"})
+    assert bad.returncode == 1 and "GATEWAY_OPS_LISTEN: expected host:port" in bad.stderr
 
 
 def test_healthcheck_fails_on_a_closed_port_and_a_bad_address() -> None:
