@@ -3,7 +3,10 @@
 RFC 9110 §7.6.1: hop-by-hop fields (and any field named in ``Connection``) are
 for one connection only and are never forwarded. The caller's own credentials
 (``Authorization``, ``Cookie``, ``Proxy-*``) never leave the gateway, and the
-gateway-only ``X-Gateway-*`` headers are consumed here.
+gateway-only ``X-Gateway-*`` headers are consumed here. Headers that make
+some upstream frameworks execute another method, path or host
+(``X-HTTP-Method-Override``, ``X-Original-URL``, ``X-Rewrite-URL``,
+``X-Forwarded-Host``, ``Forwarded``...) are never forwarded either.
 """
 
 from __future__ import annotations
@@ -27,6 +30,22 @@ HOP_BY_HOP = frozenset(
 CALLER_ONLY = frozenset(
     {"authorization", "cookie", "host", "content-length", "expect", "x-request-id"}
 )
+# Headers with which a framework or proxy upstream would execute another method,
+# path or host than the one the gateway routed, checked and counted.
+REWRITING = frozenset(
+    {
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-original-method",
+        "x-forwarded-host",
+        "x-forwarded-server",
+        "x-host",
+        "forwarded",
+    }
+)
 
 
 def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
@@ -46,6 +65,7 @@ def forwardable_request_headers(headers: Iterable[tuple[str, str]]) -> Headers:
         if (
             lower in HOP_BY_HOP
             or lower in CALLER_ONLY
+            or lower in REWRITING
             or lower in named
             or lower.startswith("proxy-")
             or lower.startswith("x-gateway-")

@@ -44,3 +44,20 @@ def test_reply_drops_set_cookie_and_hop_by_hop() -> None:
         ("Content-Length", "12"),
         ("X-Upstream", "1"),
     )
+
+
+def test_method_path_and_host_rewriting_headers_are_never_forwarded() -> None:
+    # Issue 10 item 17: an upstream that honours these would execute another
+    # method, path or host than the one the gateway routed, checked and counted.
+    rewriting = [
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("X-HTTP-Method", "DELETE"),
+        ("X-Method-Override", "DELETE"),
+        ("X-Original-URL", "/admin/users"),
+        ("X-Rewrite-URL", "/admin/users"),
+        ("X-Forwarded-Host", "evil.example"),
+        ("Forwarded", "host=evil.example;proto=https"),
+        ("forwarded", "for=1.2.3.4"),
+    ]
+    kept = forwardable_request_headers([*rewriting, ("Accept", "application/json")])
+    assert kept == (("Accept", "application/json"),)
