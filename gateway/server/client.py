@@ -22,6 +22,30 @@ from gateway.metrics import Metrics
 BodySource = Callable[[], AsyncIterator[bytes]]
 
 
+class SentOnce(aiohttp.ClientConnectionError):
+    """The upstream closed the connection after the request went out: not resent."""
+
+
+async def never_resend(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """Client middleware: aiohttp silently sends GET, PUT, DELETE... a second time
+    when the upstream closes the connection after reading the request
+    (``ClientSession._request`` retries ``ServerDisconnectedError`` and
+    ``ClientOSError`` for idempotent methods, and has no public switch). That
+    resend would reuse the first one's OAuth nonce, bypass the quota and the
+    metrics. Turning the error into one the loop does not retry ends it: a
+    resend, if ever wanted, is the gateway's own decision. Connection failures
+    (nothing sent) pass unchanged; aiohttp does not retry those either.
+    """
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        raise SentOnce(str(exc)) from exc
+
+
 def make_session(cfg: UpstreamConfig) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=cfg.pool_size,
@@ -41,6 +65,7 @@ def make_session(cfg: UpstreamConfig) -> aiohttp.ClientSession:
         cookie_jar=aiohttp.DummyCookieJar(),  # upstream cookies are kept by the auth, per tenant
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
         raise_for_status=False,
+        middlewares=(never_resend,),
     )
 
 
@@ -94,7 +119,7 @@ class UpstreamClient:
             )
         if isinstance(exc, aiohttp.ClientConnectorError):
             return UpstreamUnavailable(f"cannot connect to {self.cfg.name}", upstream=self.cfg.name)
-        if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        if isinstance(exc, SentOnce | aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
             return UpstreamUnavailable(
                 f"{self.cfg.name} closed the connection", upstream=self.cfg.name
             )

@@ -11,6 +11,10 @@ that never check authentication and misbehave on purpose:
 - ``ANY {prefix}/__fault/echo``              200 JSON echo of the request
 - ``ANY {prefix}/__fault/big``               200, 5 MB of ``x`` streamed in chunks
   (``?size=N`` changes the size, ``?declare_length=1`` sends Content-Length)
+- ``ANY {prefix}/__fault/drop``              read the request, then close the connection
+  without a reply (a server that dies mid-request: was it sent twice?)
+- ``ANY {prefix}/__fault/trickle?chunks=N&every=S&size=B``  200, N chunks of B bytes,
+  one every S seconds: a slow but steady download
 
 :func:`recording_middleware` records every request except the inspection
 routes (``/__standin/...``) in the app's :class:`Recorder`; handlers reach the
@@ -154,6 +158,35 @@ async def _big(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _drop(request: web.Request) -> web.StreamResponse:
+    await request.read()
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=204)  # never written: the connection is gone
+
+
+def _number(request: web.Request, name: str, default: str) -> float:
+    try:
+        return float(request.query.get(name, default))
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be a number") from None
+
+
+async def _trickle(request: web.Request) -> web.StreamResponse:
+    chunks = int(_number(request, "chunks", "10"))
+    every = _number(request, "every", "0.1")
+    size = int(_number(request, "size", "1024"))
+    response = web.StreamResponse(status=200)
+    response.content_type = "application/octet-stream"
+    response.content_length = chunks * size
+    await response.prepare(request)
+    for _ in range(chunks):
+        await asyncio.sleep(every)
+        await response.write(b"t" * size)
+    await response.write_eof()
+    return response
+
+
 def add_fault_routes(app: web.Application, prefix: str) -> None:
     """Mount the ``/__fault/...`` routes under ``prefix`` (no auth checks)."""
     base = f"{prefix.rstrip('/')}/__fault"
@@ -164,3 +197,5 @@ def add_fault_routes(app: web.Application, prefix: str) -> None:
     app.router.add_route("*", f"{base}/empty/{{status}}", _empty)
     app.router.add_route("*", f"{base}/echo", _echo)
     app.router.add_route("*", f"{base}/big", _big)
+    app.router.add_route("*", f"{base}/drop", _drop)
+    app.router.add_route("*", f"{base}/trickle", _trickle)
