@@ -52,12 +52,14 @@ class RatePolicy:
 class UpstreamConfig:
     name: str
     base_url: str  # no trailing slash
-    connect_timeout: float
-    total_timeout: float
+    connect_timeout: float  # TCP (and TLS) connect of a new connection
+    head_timeout: float  # from the send to the reply's status line and headers
     pool_size: int
     max_body_bytes: int
     auth: Any  # the upstream module's frozen auth settings
     rate_limits: tuple[RatePolicy, ...]
+    pool_timeout: float = 1.0  # wait for a free connection when all pool_size are busy
+    idle_timeout: float = 30.0  # silence allowed between two pieces of the reply body
 
     @property
     def host_url(self) -> str:
@@ -160,9 +162,15 @@ def _upstream(name: str, section: Section, default_body: int, problems: Problems
     base_url = problems.attempt(lambda: _base_url(section), "")
     timeouts = section.section("timeouts")
     connect = timeouts.duration("connect", 2.0)
-    total = timeouts.duration("total", 30.0)
+    pool = timeouts.duration("pool", 1.0)
+    if "total" in timeouts.data and "head" in timeouts.data:
+        problems.add(f"{timeouts.key('total')}: the former name of head; set only head")
+    # `total` is the former name of `head`: it never bounded the body (a healthy
+    # download is never cut), so it is still read as `head`.
+    head = timeouts.duration("head", timeouts.duration("total", 30.0))
+    idle = timeouts.duration("idle", 30.0)
     timeouts.done()
-    if connect <= 0 or total <= 0:
+    if min(connect, pool, head, idle) <= 0:
         problems.add(f"{timeouts.path}: timeouts must be positive")
     no_policies: tuple[RatePolicy, ...] = ()
     policies = problems.attempt(
@@ -174,7 +182,9 @@ def _upstream(name: str, section: Section, default_body: int, problems: Problems
         name=name,
         base_url=base_url,
         connect_timeout=connect,
-        total_timeout=total,
+        head_timeout=head,
+        pool_timeout=pool,
+        idle_timeout=idle,
         pool_size=section.integer("pool_size", 100, minimum=1),
         max_body_bytes=section.integer("max_body_bytes", default_body, minimum=1),
         auth=auth,

@@ -34,6 +34,16 @@ LATENCY_BUCKETS = (
 DELAY_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 DECISIONS = ("allowed", "delayed", "rejected")
+# gateway_upstream_failures_total{reason}: why an exchange with an upstream failed.
+UPSTREAM_FAILURES = (
+    "pool_exhausted",  # no free connection within timeouts.pool
+    "connect_failed",  # refused, unreachable, DNS
+    "connect_timeout",  # no connection within timeouts.connect
+    "head_timeout",  # no reply head within timeouts.head
+    "idle_timeout",  # no reply body data for timeouts.idle
+    "disconnected",  # the upstream closed the connection before or during its reply
+    "bad_reply",  # a reply that is not valid HTTP
+)
 RENEWAL_RESULTS = ("ok", "error")
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -61,6 +71,7 @@ class Metrics:
     cooldowns: Counter
     limiter_backend: Gauge
     circuit_open: Gauge
+    upstream_failures: Counter
     build_info: Info
 
 
@@ -159,6 +170,12 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             ["dependency"],
             registry=reg,
         ),
+        upstream_failures=Counter(
+            "gateway_upstream_failures_total",
+            "Exchanges with an upstream that failed without a usable reply, by reason.",
+            ["upstream", "reason"],
+            registry=reg,
+        ),
         build_info=build,
     )
 
@@ -181,6 +198,8 @@ def prime_metrics(
         metrics.inflight.labels(name)
         metrics.upstream_throttled.labels(name)
         metrics.cooldowns.labels(name)
+        for reason in UPSTREAM_FAILURES:
+            metrics.upstream_failures.labels(name, reason)
         for result in RENEWAL_RESULTS:
             metrics.auth_renewals.labels(name, result)
         for policy in policies:

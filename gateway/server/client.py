@@ -3,6 +3,19 @@
 This is the one place where aiohttp client exceptions become gateway errors
 (``raise ... from exc``). Replies are not decompressed: successful bodies go
 back to the caller byte for byte.
+
+Timeouts (``upstreams.<name>.timeouts``), each with its own failure reason in
+``gateway_upstream_failures_total``:
+
+- ``pool``: waiting for a free connection when all ``pool_size`` are busy
+  (503 ``upstream_unavailable`` "connection pool exhausted", ``Retry-After``);
+- ``connect``: opening a new connection (504 ``upstream_timeout``);
+- ``head``: from the start of the call to the reply's status line and
+  headers, the pool wait, connect and request body included (504);
+- ``idle``: the longest silence between two pieces of the reply body. A body
+  has no overall bound: a healthy long download is never cut.
+
+No request is ever sent twice by the client (:func:`never_resend`).
 """
 
 from __future__ import annotations
@@ -10,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
 
 import aiohttp
 from yarl import URL
@@ -46,6 +60,39 @@ async def never_resend(
         raise SentOnce(str(exc)) from exc
 
 
+class _Call:
+    """One call's head deadline, moved to the pool bound while it waits in the
+    pool's queue (trace callbacks run in the calling task)."""
+
+    def __init__(self, cfg: UpstreamConfig, timer: asyncio.Timeout, deadline: float) -> None:
+        self.cfg = cfg
+        self.timer = timer
+        self.deadline = deadline
+        self.queued = False
+
+
+async def _queued(session: object, ctx: SimpleNamespace, params: object) -> None:
+    call = ctx.trace_request_ctx
+    if isinstance(call, _Call):
+        call.queued = True
+        now = asyncio.get_running_loop().time()
+        call.timer.reschedule(min(call.deadline, now + call.cfg.pool_timeout))
+
+
+async def _dequeued(session: object, ctx: SimpleNamespace, params: object) -> None:
+    call = ctx.trace_request_ctx
+    if isinstance(call, _Call):
+        call.queued = False
+        call.timer.reschedule(call.deadline)
+
+
+def _pool_trace() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_queued_start.append(_queued)
+    trace.on_connection_queued_end.append(_dequeued)
+    return trace
+
+
 def make_session(cfg: UpstreamConfig) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=cfg.pool_size,
@@ -53,11 +100,10 @@ def make_session(cfg: UpstreamConfig) -> aiohttp.ClientSession:
         ttl_dns_cache=300,
         keepalive_timeout=30,
     )
-    timeout = aiohttp.ClientTimeout(
-        total=cfg.total_timeout,
-        sock_connect=cfg.connect_timeout,
-        connect=cfg.connect_timeout,
-    )
+    # The head and pool bounds are the call's own (UpstreamClient.open), the idle
+    # bound is per read (UpstreamClient.read): aiohttp's `total` would cut a long
+    # healthy body, and its `sock_read` would also bound the wait for the head.
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,
@@ -66,6 +112,7 @@ def make_session(cfg: UpstreamConfig) -> aiohttp.ClientSession:
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
         raise_for_status=False,
         middlewares=(never_resend,),
+        trace_configs=[_pool_trace()],
     )
 
 
@@ -87,16 +134,35 @@ class UpstreamClient:
         if request.streamed_body and body is not None:
             data = body()
         started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        call: _Call | None = None
         try:
-            resp = await self.session.request(
-                request.method,
-                URL(request.url, encoded=True),
-                headers=list(request.headers),
-                data=data,
-                allow_redirects=False,
-            )
+            async with asyncio.timeout(None) as timer:
+                call = _Call(self.cfg, timer, loop.time() + self.cfg.head_timeout)
+                timer.reschedule(call.deadline)
+                resp = await self.session.request(
+                    request.method,
+                    URL(request.url, encoded=True),
+                    headers=list(request.headers),
+                    data=data,
+                    allow_redirects=False,
+                    trace_request_ctx=call,
+                )
         except GatewayError:
             raise
+        except TimeoutError as exc:
+            if call is not None and call.queued:
+                raise self._failed(
+                    "pool_exhausted",
+                    UpstreamUnavailable(
+                        f"{self.cfg.name}: connection pool exhausted (all "
+                        f"{self.cfg.pool_size} connections busy for "
+                        f"{self.cfg.pool_timeout:g}s)",
+                        upstream=self.cfg.name,
+                        retry_after=1.0,
+                    ),
+                ) from exc
+            raise self._translate(exc) from exc
         except Exception as exc:
             # The caller's streamed body failed (over the limit, or broken off):
             # aiohttp wraps the generator's error; that error is the real answer.
@@ -110,24 +176,57 @@ class UpstreamClient:
             )
         return resp
 
+    def _failed(self, reason: str, error: GatewayError) -> GatewayError:
+        self.metrics.upstream_failures.labels(self.cfg.name, reason).inc()
+        return error
+
     def _translate(self, exc: Exception) -> Exception:
         """The one place where aiohttp client errors become gateway errors."""
+        name = self.cfg.name
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return self._failed(
+                "connect_timeout",
+                UpstreamTimeout(
+                    f"{name} did not accept a connection within {self.cfg.connect_timeout:g}s",
+                    upstream=name,
+                ),
+            )
         if isinstance(exc, TimeoutError):
-            return UpstreamTimeout(
-                f"{self.cfg.name} did not answer within {self.cfg.total_timeout:g}s",
-                upstream=self.cfg.name,
+            return self._failed(
+                "head_timeout",
+                UpstreamTimeout(
+                    f"{name} did not answer within {self.cfg.head_timeout:g}s", upstream=name
+                ),
             )
         if isinstance(exc, aiohttp.ClientConnectorError):
-            return UpstreamUnavailable(f"cannot connect to {self.cfg.name}", upstream=self.cfg.name)
+            return self._failed(
+                "connect_failed", UpstreamUnavailable(f"cannot connect to {name}", upstream=name)
+            )
         if isinstance(exc, SentOnce | aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
-            return UpstreamUnavailable(
-                f"{self.cfg.name} closed the connection", upstream=self.cfg.name
+            return self._failed(
+                "disconnected",
+                UpstreamUnavailable(f"{name} closed the connection", upstream=name),
             )
         if isinstance(exc, aiohttp.ClientError):
-            return UpstreamError(
-                f"{self.cfg.name} sent a reply the gateway cannot read", upstream=self.cfg.name
+            return self._failed(
+                "bad_reply",
+                UpstreamError(f"{name} sent a reply the gateway cannot read", upstream=name),
             )
         return exc
+
+    async def read(self, resp: aiohttp.ClientResponse, size: int) -> bytes:
+        """Up to ``size`` bytes of the body (b"" at its end), within ``timeouts.idle``."""
+        try:
+            async with asyncio.timeout(self.cfg.idle_timeout):
+                return await resp.content.read(size)
+        except TimeoutError:
+            self.metrics.upstream_failures.labels(self.cfg.name, "idle_timeout").inc()
+            raise
+
+    async def chunks(self, resp: aiohttp.ClientResponse, size: int) -> AsyncIterator[bytes]:
+        """The rest of the body; a silence over ``timeouts.idle`` raises TimeoutError."""
+        while chunk := await self.read(resp, size):
+            yield chunk
 
     async def read_prefix(
         self, resp: aiohttp.ClientResponse, limit: int
@@ -145,7 +244,7 @@ class UpstreamClient:
         complete = True
         try:
             while True:
-                chunk = await resp.content.read(64 * 1024)
+                chunk = await self.read(resp, 64 * 1024)
                 if not chunk:
                     break
                 chunks.append(chunk)
@@ -156,12 +255,14 @@ class UpstreamClient:
         except TimeoutError as exc:
             resp.close()
             raise UpstreamTimeout(
-                f"{self.cfg.name} did not finish its reply in time", upstream=self.cfg.name
+                f"{self.cfg.name} sent no reply data for {self.cfg.idle_timeout:g}s",
+                upstream=self.cfg.name,
             ) from exc
         except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
             resp.close()
-            raise UpstreamError(
-                f"{self.cfg.name} broke off its reply", upstream=self.cfg.name
+            raise self._failed(
+                "disconnected",
+                UpstreamError(f"{self.cfg.name} broke off its reply", upstream=self.cfg.name),
             ) from exc
         if complete:
             resp.release()

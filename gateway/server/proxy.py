@@ -26,6 +26,7 @@ from gateway.errors import (
     UpstreamProblem,
     UpstreamUnavailable,
 )
+from gateway.server.client import UpstreamClient
 from gateway.server.driver import exchange
 from gateway.server.keys import CONFIG, METRICS, STATE
 from gateway.server.limiter import wait_out
@@ -209,7 +210,9 @@ async def _proxy(
             raise UpstreamProblem(problem.with_upstream(name))
         return _buffered_response(reply, spec.success_headers(reply), reply.body)
     assert result.response is not None
-    return await _stream_response(request, result.response, reply, (), prefix=reply.body or b"")
+    return await _stream_response(
+        request, result.response, reply, (), prefix=reply.body or b"", client=client
+    )
 
 
 def inspect_limit(spec: UpstreamSpec, status: int) -> int:
@@ -240,6 +243,8 @@ async def _stream_response(
     reply: UpstreamReply,
     extra: Headers,
     prefix: bytes = b"",
+    *,
+    client: UpstreamClient,
 ) -> web.StreamResponse:
     resp = web.StreamResponse(status=reply.status)
     for key, value in _reply_headers(reply, extra):
@@ -253,7 +258,7 @@ async def _stream_response(
         await resp.prepare(request)
         if prefix:
             await resp.write(prefix)
-        async for chunk in upstream_resp.content.iter_chunked(STREAM_CHUNK):
+        async for chunk in client.chunks(upstream_resp, STREAM_CHUNK):  # idle-bounded
             await resp.write(chunk)
         await resp.write_eof()
     finally:
