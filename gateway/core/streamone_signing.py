@@ -2,15 +2,21 @@
 
 One call is built once, as bytes, and those exact bytes are signed and sent:
 
-- :func:`form_arguments`   a JSON object → form pairs (lists comma-joined, booleans 1/0)
+- :func:`form_arguments`   a JSON object → form pairs (lists comma-joined, booleans
+  1/0, null as empty), as the official PHP SDK's ``setArgument`` leaves them
+- :func:`form_pairs`       a caller's form body → pairs (re-encoded below)
+- :func:`php_urlencode`    one name or value as PHP's ``http_build_query`` writes
+  it: space as ``+``, every byte but letters, digits and ``-_.`` as ``%XX``
 - :func:`encode_form`      pairs → ``application/x-www-form-urlencoded`` bytes
 - :func:`call_parameters`  ``api``, ``format``, the caller's ``account``/``customer``/
-  ``timezone`` and the auth parameters, sorted by name
+  ``timezone`` and the auth parameters, sorted by name (as the iOS SDK and the
+  public vectors order them; the server checks the bytes it receives)
 - :func:`string_to_sign`   ``path + "?" + query + "&" + body`` (the ``&`` always there)
 - :func:`signature`        lowercase hex HMAC-SHA1 keyed with the pre-shared key
   (for a session: ``application_psk + session_key``, :func:`session_key`)
 - :func:`signed_query`     the query string with ``signature=`` appended last
-- :func:`session_response` the ``session/create`` login proof
+
+The login proof of a session is :mod:`gateway.core.streamone_password`.
 
 Time is passed in (``timestamp``); nothing here does I/O. Errors are
 :class:`UnusableArguments` with a message safe to show the caller.
@@ -24,7 +30,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote_plus
 
 API_VERSION = "3"
 FORMAT = "json"
@@ -61,16 +67,17 @@ def _scalar(name: str, value: Any) -> str:
 
 def form_arguments(args: Mapping[str, Any]) -> Pairs:
     """A JSON object's members as StreamOne arguments (``upstreams.md``: arrays are
-    joined with commas, booleans are ``1``/``0``). Order is kept.
+    joined with commas, booleans are ``1``/``0``; ``null`` is the empty string, as
+    the PHP SDK's ``setArgument`` makes it). Order is kept.
 
-    Refused: ``null``, nested objects, nested lists, and list items that contain
-    a comma (they could not be told apart after joining).
+    Refused: nested objects, nested lists, and list items that contain a comma
+    (they could not be told apart after joining).
     """
     pairs: Pairs = []
     for name, value in args.items():
         if value is None:
-            raise UnusableArguments(f"argument {name!r} is null")
-        if isinstance(value, list):
+            pairs.append((name, ""))
+        elif isinstance(value, list):
             items = [_scalar(name, item) for item in value]
             if any("," in item for item in items):
                 raise UnusableArguments(f"argument {name!r} has an item with a comma")
@@ -91,9 +98,36 @@ def json_arguments(body: bytes) -> Pairs:
     return form_arguments(value)
 
 
+def form_pairs(body: bytes) -> Pairs:
+    """A caller's ``application/x-www-form-urlencoded`` body as pairs, in order.
+
+    ``+`` is a space and a name without ``=`` has an empty value, as PHP reads a
+    form; the body must be UTF-8 once percent-decoded.
+    """
+    try:
+        text = body.decode("ascii")
+        return parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise UnusableArguments("the form body is not percent-encoded UTF-8") from None
+
+
+def php_urlencode(text: str) -> str:
+    """PHP's ``urlencode`` (what ``http_build_query`` applies to names and values).
+
+    Space is ``+``; every UTF-8 byte but ``A-Z a-z 0-9 - _ .`` is ``%XX`` with
+    upper-case hex, so ``~`` is ``%7E`` (Python's ``quote`` keeps ``~``).
+    """
+    return quote_plus(text, safe="", encoding="utf-8").replace("~", "%7E")
+
+
+def build_query(pairs: Sequence[tuple[str, str]]) -> str:
+    """PHP's ``http_build_query`` of string pairs: ``name=value`` joined with ``&``."""
+    return "&".join(f"{php_urlencode(name)}={php_urlencode(value)}" for name, value in pairs)
+
+
 def encode_form(pairs: Sequence[tuple[str, str]]) -> bytes:
-    """``application/x-www-form-urlencoded`` bytes, spaces as ``%20``."""
-    return urlencode(list(pairs), safe="", quote_via=quote).encode("ascii")
+    """``application/x-www-form-urlencoded`` bytes, as the PHP SDK sends them."""
+    return build_query(pairs).encode("ascii")
 
 
 def caller_parameters(raw_query: str) -> Pairs:
@@ -136,7 +170,8 @@ def call_parameters(
 
 
 def encode_query(pairs: Sequence[tuple[str, str]]) -> str:
-    return urlencode(list(pairs), safe="", quote_via=quote)
+    """The query string, encoded as the PHP SDK encodes it."""
+    return build_query(pairs)
 
 
 def string_to_sign(path: str, query: str, body: bytes) -> bytes:
@@ -157,13 +192,3 @@ def signature(key: str, to_sign: bytes) -> str:
 def signed_query(path: str, query: str, body: bytes, key: str) -> str:
     """Step 4: the query to send, ``signature`` appended last."""
     return f"{query}&signature={signature(key, string_to_sign(path, query, body))}"
-
-
-def session_response(password: str, salt: str, challenge: str) -> str:
-    """The ``session/create`` proof: ``sha256_hex(sha256_hex(password + salt) + challenge)``.
-
-    StreamOne does not publish its algorithm; this is the one the local
-    stand-in documents (``needsv2hash`` false), see docs/auth.md.
-    """
-    inner = hashlib.sha256((password + salt).encode("utf-8")).hexdigest()
-    return hashlib.sha256((inner + challenge).encode("utf-8")).hexdigest()

@@ -7,6 +7,10 @@ HTTP 200 with ``{"header": {"status": S, ...}, "body": ...}``; ``S == 0`` is suc
 Actions: ``item/view``, ``item/list``, ``item/create``, ``item/crash`` (1),
 ``user/create``, ``account/delete`` (4), ``session/initialize``, ``session/create``.
 Settings (``app[SETTINGS]``): see :data:`DEFAULTS`; ``readonly: true`` answers 10.
+Users who can log in (seeded on first use; the stand-in then keeps only what the
+platform keeps): ``passwords`` (kept as ``H``, bcrypt cost ``bcrypt_cost``),
+``v2_passwords`` (kept as the API v2 md5 hash: ``needsv2hash`` until the first
+login converts them), ``hashes`` (an ``H`` as given, e.g. of another crypt scheme).
 ``POST /__standin/expire_sessions`` forgets every session.
 """
 
@@ -32,7 +36,11 @@ from gateway.standins.streamone_verify import (
     Session,
     SignedCall,
     authenticate,
-    session_response,
+    md5_hex,
+    new_salt,
+    response_matches,
+    salt_of,
+    stored_hash,
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -41,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "timestamp_window": 300,
     "invalid_auth_limit": 20,
     "passwords": {"alice": "alice-password"},
+    "v2_passwords": {},
+    "hashes": {},
+    "bcrypt_cost": 4,
     "session_timeout": 3600,
     "readonly": False,
 }
@@ -67,6 +78,8 @@ STATUS_NAMES = {
 class StreamOneState:
     auth: AuthState = field(default_factory=AuthState)
     challenges: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # app, user, salt
+    hashes: dict[str, str] = field(default_factory=dict)  # username -> H
+    v2_hashes: dict[str, str] = field(default_factory=dict)  # username -> md5_hex(password)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     users: dict[str, dict[str, str]] = field(default_factory=dict)  # by username
 
@@ -121,7 +134,7 @@ def item_crash(request: web.Request, caller: Caller, args: dict[str, str]) -> An
 def user_create(request: web.Request, caller: Caller, args: dict[str, str]) -> Any:
     (username,) = _require(args, "username")
     users = request.app[STATE].users
-    if username in users or username in request.app[SETTINGS]["passwords"]:
+    if username in users or _known_user(request, username) is not None:
         raise Failed(316, f"Username {username} already exists")
     users[username] = {"id": f"user-{username}", "username": username}
     return users[username]
@@ -131,13 +144,47 @@ def account_delete(request: web.Request, caller: Caller, args: dict[str, str]) -
     raise Failed(4, "The actor lacks the token for account/delete")
 
 
+def _known_user(request: web.Request, username: str) -> str | None:
+    """``"v3"`` (H kept), ``"v2"`` (md5 kept) or None; seeds a configured user once."""
+    state, settings = request.app[STATE], request.app[SETTINGS]
+    if username not in state.hashes and username not in state.v2_hashes:
+        if username in settings["hashes"]:
+            state.hashes[username] = str(settings["hashes"][username])
+        elif username in settings["passwords"]:
+            password = str(settings["passwords"][username])
+            salt = new_salt(int(settings["bcrypt_cost"]))
+            state.hashes[username] = stored_hash(md5_hex(password), salt)
+        elif username in settings["v2_passwords"]:
+            state.v2_hashes[username] = md5_hex(str(settings["v2_passwords"][username]))
+    if username in state.hashes:
+        return "v3"
+    return "v2" if username in state.v2_hashes else None
+
+
 def session_initialize(request: web.Request, caller: Caller, args: dict[str, str]) -> Any:
     if caller.auth_type != "application":
         raise Failed(4, "Only an application can create sessions")
     username, _userip = _require(args, "user", "userip")
-    challenge, salt = secrets.token_hex(16), secrets.token_hex(8)
-    request.app[STATE].challenges[challenge] = (caller.actor, username, salt)
-    return {"challenge": challenge, "salt": salt, "needsv2hash": False}
+    state, cost = request.app[STATE], int(request.app[SETTINGS]["bcrypt_cost"])
+    kind = _known_user(request, username)
+    # An unknown user gets a challenge too: the reply does not tell who exists.
+    salt = salt_of(state.hashes[username]) if kind == "v3" else new_salt(cost)
+    challenge = secrets.token_hex(16)
+    state.challenges[challenge] = (caller.actor, username, salt)
+    return {"challenge": challenge, "salt": salt, "needsv2hash": kind == "v2"}
+
+
+def _login_hash(request: web.Request, username: str, salt: str, args: dict[str, str]) -> str:
+    """The H to check the response against, or :class:`Failed` 3."""
+    state = request.app[STATE]
+    kind = _known_user(request, username)
+    if kind == "v3":
+        return state.hashes[username]
+    if kind == "v2":
+        v2hash = args.get("v2hash", "")
+        if secrets.compare_digest(v2hash.encode(), state.v2_hashes[username].encode()):
+            return stored_hash(v2hash, salt)
+    raise Failed(3, "Invalid username or password")
 
 
 def session_create(request: web.Request, caller: Caller, args: dict[str, str]) -> Any:
@@ -149,10 +196,17 @@ def session_create(request: web.Request, caller: Caller, args: dict[str, str]) -
     if found is None or found[0] != caller.actor:
         raise Failed(6, "Unknown or used challenge")
     _, username, salt = found
-    password = settings["passwords"].get(username)
-    if password is None or response != session_response(password, salt, challenge):
+    try:
+        hashed = _login_hash(request, username, salt, args)
+        if not response_matches(hashed, challenge, response):
+            raise Failed(3, "Invalid username or password")
+    except Failed:
         request.app[RECORDER].count("login_failures")
-        raise Failed(3, "Invalid username or password")
+        raise
+    if username in state.v2_hashes:  # converted to the v3 scheme, as the platform does
+        del state.v2_hashes[username]
+        state.hashes[username] = hashed
+        request.app[RECORDER].count("v2_converted")
     timeout = int(settings["session_timeout"])
     user = {"id": f"user-{username}", "username": username}
     session = Session(
@@ -212,6 +266,7 @@ def envelope(status: int, message: str, body: Any, timezone: str, **header: Any)
 async def api(request: web.Request) -> web.Response:
     body = await request.read()
     seen, recorder = seen_of(request), request.app[RECORDER]
+    seen.extra["raw_query"] = request.rel_url.raw_query_string  # the bytes that were signed
     params = dict(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))
     params.pop("signature", None)
     timezone = params.get("timezone", DEFAULT_TIMEZONE)

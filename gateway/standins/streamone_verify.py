@@ -10,8 +10,12 @@ it received them (SDKs differ in parameter order), so nothing is re-encoded:
 3. :func:`sign`: lowercase hex HMAC-SHA1 keyed with the actor's pre-shared key,
    or ``application_psk + session_key`` for a session call (:func:`session_signing_key`).
 
-:func:`session_response` is the stand-in's documented login proof for
-``session/create`` (the real algorithm is not public).
+Sessions (``upstreams.md`` § streamone, Sessions, as the official PHP SDK v3
+computes the proof): the platform keeps only ``H = crypt(md5_hex(password),
+salt)`` per user (:func:`stored_hash`, bcrypt, ``$2y$``), hands out ``H``'s salt
+and a challenge, and checks ``response == base64(sha256_hex(sha256_hex(H) +
+challenge) XOR H)`` (:func:`response_matches`). A user still held as an API v2
+hash (``md5_hex(password)``) is asked for ``v2hash`` and converted on login.
 
 :func:`authenticate` applies all of it to one call, plus the actor, session,
 timestamp and invalid-authentication checks; it does no I/O and takes ``now``.
@@ -19,12 +23,15 @@ timestamp and invalid-authentication checks; it does no I/O and takes ``now``.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import bcrypt
 
 SIGNATURE_PARAM = "signature="
 
@@ -60,9 +67,40 @@ def _sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def session_response(password: str, salt: str, challenge: str) -> str:
-    """``sha256_hex(sha256_hex(password + salt) + challenge)``."""
-    return _sha256_hex(_sha256_hex(password + salt) + challenge)
+def md5_hex(text: str) -> str:
+    """The API v2 password hash, and what ``crypt`` is applied to."""
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def new_salt(cost: int) -> str:
+    """A fresh PHP bcrypt salt, ``$2y$<cost>$`` + 22 characters."""
+    return "$2y" + bcrypt.gensalt(rounds=cost).decode()[3:]
+
+
+def stored_hash(v2_hash: str, salt: str) -> str:
+    """PHP's ``crypt(v2_hash, salt)`` for a ``$2y$`` salt: bcrypt's ``$2b$`` under
+    PHP's name (the two only differ for non-ASCII input)."""
+    hashed = bcrypt.hashpw(v2_hash.encode(), b"$2b" + salt[3:29].encode()).decode()
+    return salt[:3] + hashed[3:]
+
+
+def salt_of(hashed: str) -> str:
+    """The salt to hand out for a stored hash: bcrypt's first 29 characters, else
+    everything up to the last ``$`` (``$6$salt$`` for SHA-512 crypt)."""
+    if hashed.startswith(("$2a$", "$2b$", "$2y$")):
+        return hashed[:29]
+    return hashed[: hashed.rfind("$") + 1]
+
+
+def expected_response(hashed: str, challenge: str) -> str:
+    digest = _sha256_hex(_sha256_hex(hashed) + challenge).encode()
+    return base64.b64encode(
+        bytes(a ^ b for a, b in zip(digest, hashed.encode(), strict=False))
+    ).decode()
+
+
+def response_matches(hashed: str, challenge: str, response: str) -> bool:
+    return hmac.compare_digest(expected_response(hashed, challenge).encode(), response.encode())
 
 
 FAILURE_MEMORY = 60.0  # seconds during which a failed authentication counts

@@ -4,10 +4,12 @@
 (``map_path``). :meth:`SignedQueryAuth.prepare` builds the call once and signs
 exactly the bytes it sends (``upstreams.md`` § streamone, Auth):
 
-- the arguments: a form body as it came, or a JSON object turned into a form
-  body (lists comma-joined, booleans ``1``/``0``);
+- the arguments: a form body or a JSON object (lists comma-joined, booleans
+  ``1``/``0``, null empty), written again as the official PHP SDK writes them
+  (``http_build_query``: space as ``+``, ``~`` as ``%7E``);
 - the query: ``api=3``, ``format=json``, the caller's ``account``/``customer``/
-  ``timezone``, the actor and a fresh ``timestamp``, sorted, then ``signature``.
+  ``timezone``, the actor and a fresh ``timestamp``, sorted, encoded the same
+  way, then ``signature``.
 
 Anything unusable (another query parameter, a JSON array, a nested object, an
 unknown body type) is refused with ``invalid_request``.
@@ -15,7 +17,9 @@ unknown body type) is refused with ``invalid_request``.
 Actors: ``user`` or ``application``. An application may log a user in
 (``auth.session``, :mod:`gateway.upstreams.streamone_session`); such a session
 is renewed single-flight before ``sessiontimeout`` runs out or on status 282,
-and a 282 call is replayed once. The session calls go to the same API root as
+and a 282 call is replayed once. The login proof is the official SDK's
+(:mod:`gateway.core.streamone_password`), with ``v2hash`` when
+``session/initialize`` asks for it. The session calls go to the same API root as
 the call itself: ``<base path>/api/session/...`` (:func:`api_root`), so a call
 of a session actor must have the contract's shape, ``{command}/{action}``.
 ``auth.users.<X-Gateway-User>`` may name another actor. The quota key is the
@@ -24,6 +28,7 @@ actor (contract §2).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -31,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from gateway.config_reader import Secret, Section
 from gateway.core.messages import OutboundRequest, UpstreamReply, header_drop
 from gateway.core.secrets import remember_secret
+from gateway.core.streamone_password import UnsupportedSalt, session_response, v2_hash
 from gateway.core.streamone_signing import (
     Actor,
     UnusableArguments,
@@ -38,9 +44,9 @@ from gateway.core.streamone_signing import (
     caller_parameters,
     encode_form,
     encode_query,
+    form_pairs,
     json_arguments,
     session_key,
-    session_response,
     signed_query,
 )
 from gateway.errors import ConfigError, GatewayError, InvalidRequest, UpstreamAuthFailed
@@ -130,13 +136,14 @@ class ActorState:
 
 
 def arguments_body(request: OutboundRequest) -> bytes:
-    """The form body to send: a form body as is, a JSON object converted, else refused."""
+    """The form body to send, as the PHP SDK would write it: from a form body or
+    a JSON object; any other body is refused."""
     body = request.body or b""
     if not body.strip():
         return b""
     kind = request.content_type
     if kind == FORM:
-        return body
+        return encode_form(form_pairs(body))
     if kind == "application/json" or kind.endswith("+json"):
         return encode_form(json_arguments(body))
     raise UnusableArguments("send the arguments as a form body or a JSON object")
@@ -275,14 +282,23 @@ class SignedQueryAuth:
                 [("user", settings.user), ("userip", settings.userip)],
             )  # fmt: skip
             found = challenge_from_initialize(body) if status == 0 else None
-            if found is None or found[2]:
-                why = "asks for the v2 password hash" if found else f"answered status {status}"
-                raise UpstreamAuthFailed(f"StreamOne session/initialize {why}", upstream=NAME)
-            challenge, salt, _ = found
-            proof = session_response(settings.password.reveal(), salt, challenge)
-            status, body = await self._call(
-                state, ctx, "session/create", [("challenge", challenge), ("response", proof)]
-            )
+            if found is None:
+                raise UpstreamAuthFailed(
+                    f"StreamOne session/initialize answered status {status}", upstream=NAME
+                )
+            challenge, salt, needs_v2 = found
+            password = settings.password.reveal()
+            try:  # bcrypt is slow on purpose: off the event loop
+                proof = await asyncio.to_thread(session_response, password, salt, challenge)
+            except UnsupportedSalt as exc:
+                raise UpstreamAuthFailed(
+                    f"StreamOne session/initialize sent a salt the gateway cannot use: {exc}",
+                    upstream=NAME,
+                ) from None
+            args = [("challenge", challenge), ("response", proof)]
+            if needs_v2:  # the platform still holds the v2 hash; it converts it now
+                args.append(("v2hash", v2_hash(password)))
+            status, body = await self._call(state, ctx, "session/create", args)
             session = session_from_create(body, self._clock()) if status == 0 else None
             if session is None:
                 raise UpstreamAuthFailed(

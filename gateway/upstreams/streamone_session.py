@@ -4,8 +4,8 @@ user in, then signs calls with ``application_psk + session_key``.
 1. ``session/initialize`` with ``user`` and ``userip`` → ``challenge``, ``salt``,
    ``needsv2hash``;
 2. ``session/create`` with ``challenge`` and the ``response`` proof
-   (:func:`gateway.core.streamone_signing.session_response`) → ``id``, ``key``,
-   ``timeout``, ``user``;
+   (:func:`gateway.core.streamone_password.session_response`, and ``v2hash`` when
+   asked) → ``id``, ``key``, ``timeout``, ``user``;
 3. later replies carry ``header.sessiontimeout`` (seconds left), which keeps the
    expiry current; the session is renewed ``renew_before`` ahead of it, and on
    status 282 ``SESSION_NOT_FOUND``.

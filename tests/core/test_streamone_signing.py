@@ -12,9 +12,10 @@ from gateway.core.streamone_signing import (
     encode_form,
     encode_query,
     form_arguments,
+    form_pairs,
     json_arguments,
+    php_urlencode,
     session_key,
-    session_response,
     signature,
     signed_query,
     string_to_sign,
@@ -84,12 +85,12 @@ def test_json_arguments_join_lists_and_map_booleans() -> None:
         ("title", "a b"), ("tags", "x,y"), ("public", "1"), ("n", "3"), ("off", "0"),
         ("f", "1.5"), ("ids", "1,2"),
     ]  # fmt: skip
-    assert encode_form(pairs[:2]) == b"title=a%20b&tags=x%2Cy"
+    assert encode_form(pairs[:2]) == b"title=a+b&tags=x%2Cy"
 
 
 @pytest.mark.parametrize(
     "body",
-    [b"[1]", b'"x"', b"{bad", b'{"a": null}', b'{"a": {"b": 1}}', b'{"a": [[1]]}',
+    [b"[1]", b'"x"', b"{bad", b'{"a": {"b": 1}}', b'{"a": [[1]]}',
      b'{"a": ["x,y"]}'],
 )  # fmt: skip
 def test_unusable_json_is_refused(body: bytes) -> None:
@@ -102,13 +103,69 @@ def test_form_arguments_keeps_strings_verbatim() -> None:
     assert encode_form(form_arguments({"q": "a&b=c"})) == b"q=a%26b%3Dc"
 
 
-def test_session_key_and_response() -> None:
+def test_session_key() -> None:
     assert session_key("apppsk", "k") == "apppskk"
-    # sha256_hex(sha256_hex("pw" + "salt") + "challenge"), computed independently
-    import hashlib
 
-    inner = hashlib.sha256(b"pwsalt").hexdigest()
-    assert (
-        session_response("pw", "salt", "challenge")
-        == hashlib.sha256((inner + "challenge").encode()).hexdigest()
+
+# What PHP 8's http_build_query(["k" => $value]) writes for each value.
+PHP_ENCODED = [
+    ("a b", "a+b"),
+    ("~tilde~", "%7Etilde%7E"),
+    ("-_.", "-_."),
+    ("AZaz09", "AZaz09"),
+    ("a+b&c=d/e?f#g", "a%2Bb%26c%3Dd%2Fe%3Ff%23g"),
+    ("é", "%C3%A9"),
+    ("日本", "%E6%97%A5%E6%9C%AC"),
+    ("😀", "%F0%9F%98%80"),
+    ("*'()!", "%2A%27%28%29%21"),
+    ("", ""),
+    ("\n\t", "%0A%09"),
+]
+
+
+@pytest.mark.parametrize(("value", "encoded"), PHP_ENCODED)
+def test_php_urlencode(value: str, encoded: str) -> None:
+    assert php_urlencode(value) == encoded
+    assert encode_form([("k", value)]) == f"k={encoded}".encode()
+
+
+def test_null_is_an_empty_argument_as_the_php_sdk_sets_it() -> None:
+    assert json_arguments(b'{"a": null, "b": ""}') == [("a", ""), ("b", "")]
+    assert encode_form(json_arguments(b'{"a": null, "b": ""}')) == b"a=&b="
+
+
+def test_a_callers_form_body_is_written_again_as_php_would() -> None:
+    pairs = form_pairs(b"title=a%20b+c&tag=%7E&tag=~x&empty=&flag&u=%C3%A9")
+    assert pairs == [("title", "a b c"), ("tag", "~"), ("tag", "~x"), ("empty", ""),
+                     ("flag", ""), ("u", "é")]  # fmt: skip
+    assert encode_form(pairs) == b"title=a+b+c&tag=%7E&tag=%7Ex&empty=&flag=&u=%C3%A9"
+    with pytest.raises(UnusableArguments):
+        form_pairs(b"u=%FF")  # not UTF-8 once decoded
+    with pytest.raises(UnusableArguments):
+        form_pairs("u=é".encode())  # a raw non-ASCII byte is not percent-encoded
+
+
+@pytest.mark.parametrize(
+    ("arguments", "body"),
+    [
+        ([("title", "two words")], b"title=two+words"),
+        ([("q", "~home")], b"q=%7Ehome"),
+        ([("title", "Café ☕")], b"title=Caf%C3%A9+%E2%98%95"),
+        ([("empty", ""), ("x", "1")], b"empty=&x=1"),
+        ([], b""),
+    ],
+)
+def test_signed_strings_cover_the_exact_bytes_sent(
+    arguments: list[tuple[str, str]], body: bytes
+) -> None:
+    query = encode_query(
+        call_parameters(USER, 1234, caller_parameters("timezone=Europe%2FAmsterdam"))
     )
+    assert encode_form(arguments) == body
+    to_sign = string_to_sign("/api/item/view", query, body)
+    assert to_sign == b"/api/item/view?" + query.encode() + b"&" + body
+    import hashlib
+    import hmac
+
+    expected = hmac.new(b"psk", to_sign, hashlib.sha1).hexdigest()
+    assert signed_query("/api/item/view", query, body, "psk").endswith(f"&signature={expected}")

@@ -20,6 +20,7 @@ from yarl import URL
 
 from gateway.standins import streamone_verify as sv
 from gateway.standins.streamone import create_app
+from tests.clients.php_sdk import generate_password_response, signed_call
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[web.Application], Awaitable[Client]]
@@ -187,8 +188,8 @@ async def test_session_login_call_and_expiry(client: Client) -> None:
     )
     assert init["header"]["status"] == 0 and init["body"]["needsv2hash"] is False
     challenge, salt = init["body"]["challenge"], init["body"]["salt"]
-    inner = hashlib.sha256(("alice-password" + salt).encode()).hexdigest()
-    response = hashlib.sha256((inner + challenge).encode()).hexdigest()
+    assert salt.startswith("$2y$04$") and len(salt) == 29
+    response = generate_password_response("alice-password", salt, challenge)
     created = await call(
         client, "session/create", {"challenge": challenge, "response": response}, actor=APP
     )
@@ -220,3 +221,91 @@ async def test_session_login_with_wrong_password_fails(client: Client) -> None:
     assert (await call(client, "session/initialize", {"user": "a", "userip": "x"}))["header"][
         "status"
     ] == 4
+
+
+async def login(
+    client: Client, user: str, password: str, *, v2hash: str | None = None, salt: str = ""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    init = await call(client, "session/initialize", {"user": user, "userip": "::1"}, actor=APP)
+    body = init["body"]
+    args = {"challenge": body["challenge"],
+            "response": generate_password_response(password, salt or body["salt"],
+                                                   body["challenge"])}  # fmt: skip
+    if v2hash is not None:
+        args["v2hash"] = v2hash
+    return body, await call(client, "session/create", args, actor=APP)
+
+
+async def test_the_standin_keeps_only_h(client: Client) -> None:
+    await login(client, "alice", "alice-password")
+    from gateway.standins.streamone import STATE
+
+    state = client.app[STATE]  # type: ignore[index]
+    assert list(state.hashes) == ["alice"]
+    assert state.hashes["alice"].startswith("$2y$04$") and len(state.hashes["alice"]) == 60
+    assert "alice-password" not in repr(state)
+
+
+async def test_a_v2_user_is_asked_for_the_v2_hash_and_converted(
+    aiohttp_client: MakeClient,
+) -> None:
+    client = await aiohttp_client(create_app({"v2_passwords": {"bob": "bob-pw"}}))
+    md5 = hashlib.md5(b"bob-pw").hexdigest()
+    init, created = await login(client, "bob", "bob-pw")  # no v2hash
+    assert init["needsv2hash"] is True and created["header"]["status"] == 3
+    init, created = await login(client, "bob", "bob-pw", v2hash="0" * 32)
+    assert created["header"]["status"] == 3
+    init, created = await login(client, "bob", "bob-pw", v2hash=md5)
+    assert init["needsv2hash"] is True and created["header"]["status"] == 0
+    init, created = await login(client, "bob", "bob-pw")  # converted: H from now on
+    assert init["needsv2hash"] is False and created["header"]["status"] == 0
+    assert (await stats(client))["v2_converted"] == 1
+
+
+async def test_wrong_password_and_unknown_user_are_status_3(client: Client) -> None:
+    _, created = await login(client, "alice", "not-her-password")
+    assert created["header"]["status"] == 3
+    init, created = await login(client, "nobody", "x")
+    assert init["needsv2hash"] is False and init["salt"].startswith("$2y$")  # tells nothing
+    assert created["header"]["status"] == 3
+    assert (await stats(client))["login_failures"] == 2
+
+
+async def test_a_stored_hash_of_another_scheme_hands_out_its_salt(
+    aiohttp_client: MakeClient,
+) -> None:
+    client = await aiohttp_client(create_app({"hashes": {"carol": "$6$saltsalt$abcdef"}}))
+    init = await call(client, "session/initialize", {"user": "carol", "userip": "::1"}, actor=APP)
+    assert init["body"]["salt"] == "$6$saltsalt$"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        [("title", "two words"), ("tags", "~tilde,x y")],
+        [("title", "Café ☕ 日本"), ("tags", "")],
+        [("title", "")],
+    ],
+)
+async def test_the_signature_is_checked_over_the_raw_bytes_in_the_sdks_order(
+    client: Client, arguments: list[tuple[str, str]]
+) -> None:
+    """The PHP SDK's order (not sorted) and encoding (+, %7E) verify as received;
+    the same arguments spelled differently (``%20``, a raw ``~``) do not."""
+    path = "/api/item/create"
+    query, body = signed_call(path, USER, arguments, int(time.time()))
+    assert query.startswith("api=3&format=json&authentication_type=user&timestamp=")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    async def status(sent_body: bytes) -> int:
+        url = URL(f"{path}?{query}", encoded=True)
+        async with client.post(url, data=sent_body, headers=headers) as resp:
+            return int((await resp.json())["header"]["status"])
+
+    assert await status(body) in (0, 6)  # authenticated (6: an empty title)
+    async with client.get("/__standin/requests") as resp:
+        seen = (await resp.json())[-1]
+    assert seen["extra"]["raw_query"] == query
+    respelled = body.replace(b"+", b"%20").replace(b"%7E", b"~")
+    if respelled != body:
+        assert await status(respelled) == 3  # same arguments, other bytes: refused

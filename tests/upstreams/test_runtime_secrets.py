@@ -95,7 +95,8 @@ async def test_a_streamone_session_key_is_masked() -> None:
 
     async def upstream(request: OutboundRequest) -> UpstreamReply:
         if request.path.endswith("session/initialize"):
-            return envelope({"challenge": "c", "salt": "s", "needsv2hash": False})
+            salt = "$2y$04$KUPxtN.Lr5dN.6hiiLssre"
+            return envelope({"challenge": "c", "salt": salt, "needsv2hash": False})
         return envelope({"id": "sid", "key": key, "timeout": 600, "user": "alice"})
 
     session = SessionSettings("alice", Secret("alice-pw"), "127.0.0.1", 60.0)

@@ -12,8 +12,15 @@ import pytest
 from gateway.config_reader import Secret, Section
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.errors import ConfigError, InvalidRequest, UpstreamAuthFailed
-from gateway.standins.streamone_verify import AuthState, Session, SignedCall, authenticate
-from gateway.standins.streamone_verify import session_response as standin_response
+from gateway.standins.streamone_verify import (
+    AuthState,
+    Session,
+    SignedCall,
+    authenticate,
+    md5_hex,
+    response_matches,
+    stored_hash,
+)
 from gateway.upstreams.base import CallContext
 from gateway.upstreams.streamone import (
     SignedQueryAuth,
@@ -51,7 +58,7 @@ async def test_json_arguments_become_a_signed_form_body() -> None:
     body = json.dumps({"title": "a b", "tags": ["x", "y"], "public": True}).encode()
     ctx = CallContext(upstream="streamone", user=None)
     prepared = await auth.prepare(call("account=a1", "application/json", body), ctx)
-    assert prepared.body == b"title=a%20b&tags=x%2Cy&public=1"
+    assert prepared.body == b"title=a+b&tags=x%2Cy&public=1"
     assert prepared.header("Content-Type") == FORM
     assert prepared.header("Content-Length") is None  # the client computes it for the new body
     assert prepared.query.startswith("account=a1&api=3&authentication_type=user&format=json&")
@@ -83,11 +90,17 @@ async def test_unusable_requests_are_invalid_request(query: str, ctype: str, bod
         await user_auth().prepare(call(query, ctype, body), CallContext("s", None))
 
 
-class SessionUpstream:
-    """Answers session/initialize and session/create like the stand-in documents."""
+SALT = "$2y$04$KUPxtN.Lr5dN.6hiiLssre"
 
-    def __init__(self) -> None:
+
+class SessionUpstream:
+    """Answers session/initialize and session/create as the platform does: it
+    keeps only H and checks the response with the stand-in's verifier."""
+
+    def __init__(self, needs_v2: bool = False, salt: str = SALT) -> None:
         self.calls: list[str] = []
+        self.needs_v2, self.salt = needs_v2, salt
+        self.hashed = stored_hash(md5_hex("alice-pw"), SALT)
 
     async def send(self, request: OutboundRequest) -> UpstreamReply:
         verify(request)  # signed by the application itself
@@ -96,9 +109,11 @@ class SessionUpstream:
         await asyncio.sleep(0)
         if request.path.endswith("session/initialize"):
             assert args == {"user": "alice", "userip": "10.0.0.1"}
-            body: object = {"challenge": "c1", "salt": "s1", "needsv2hash": False}
+            body: object = {"challenge": "c1", "salt": self.salt, "needsv2hash": self.needs_v2}
         else:
-            assert args == {"challenge": "c1", "response": standin_response("alice-pw", "s1", "c1")}
+            assert response_matches(self.hashed, "c1", args.pop("response"))
+            assert args.pop("challenge") == "c1"
+            assert args == ({"v2hash": md5_hex("alice-pw")} if self.needs_v2 else {})
             n = len(self.calls) // 2
             body = {
                 "id": f"sid{n}",
@@ -146,6 +161,28 @@ async def test_sessiontimeout_keeps_the_expiry_and_renews_ahead_of_it() -> None:
     assert len(upstream.calls) == 2
     await auth.prepare(call(), ctx)  # 5 s left < renew_before
     assert len(upstream.calls) == 4
+
+
+async def test_needsv2hash_also_sends_the_v2_hash() -> None:
+    upstream = SessionUpstream(needs_v2=True)
+    prepared = await session_auth([NOW]).prepare(
+        call(), CallContext("streamone", None, send=upstream.send)
+    )
+    assert len(upstream.calls) == 2 and "session=sid1" in prepared.query
+
+
+@pytest.mark.parametrize(
+    "salt", ["$6$rounds=5000$saltsalt$", "s1", "$2y$31$KUPxtN.Lr5dN.6hiiLssre"]
+)
+async def test_a_salt_of_an_unknown_scheme_is_upstream_auth_failed(salt: str) -> None:
+    upstream = SessionUpstream(salt=salt)
+    with pytest.raises(UpstreamAuthFailed) as caught:
+        await session_auth([NOW]).prepare(
+            call(), CallContext("streamone", None, send=upstream.send)
+        )
+    assert "salt the gateway cannot use" in caught.value.detail
+    assert "alice-pw" not in caught.value.detail
+    assert upstream.calls == ["/api/session/initialize"]  # session/create never sent
 
 
 async def test_session_login_refused_is_upstream_auth_failed() -> None:
