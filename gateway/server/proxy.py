@@ -32,7 +32,7 @@ from gateway.server.keys import CONFIG, METRICS, STATE
 from gateway.server.limiter import wait_out
 from gateway.server.requestinfo import INFO
 from gateway.upstreams import REGISTRY
-from gateway.upstreams.base import CallContext, UpstreamSpec
+from gateway.upstreams.base import CallContext, LocalAnswer, UpstreamSpec
 
 STREAM_CHUNK = 64 * 1024
 # Successful replies of upstreams that hide errors in 200 are read up to this
@@ -144,6 +144,9 @@ async def _proxy(
     metrics = request.app[METRICS]
     info = request[INFO]
     outbound = build_request(request, cfg, spec, sub)
+    local = spec.answer_locally(cfg.auth, outbound)
+    if local is not None:  # before credentials, quota or I/O; the body is never read
+        return _local_response(local)
     auth = state.auths[name]
     client = state.clients[name]
     ctx = CallContext(upstream=name, user=info.user, store=state.token_store, send=client.send)
@@ -226,6 +229,12 @@ def inspect_limit(spec: UpstreamSpec, status: int) -> int:
 
 def _reply_headers(reply: UpstreamReply, extra: Headers) -> list[tuple[str, str]]:
     return [*forwardable_reply_headers(reply.headers), *extra]
+
+
+def _local_response(answer: LocalAnswer) -> web.Response:
+    resp = web.Response(status=answer.status, body=answer.body, content_type=answer.content_type)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 def _buffered_response(reply: UpstreamReply, extra: Headers, body: bytes) -> web.Response:

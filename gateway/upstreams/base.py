@@ -94,8 +94,22 @@ class UpstreamAuth(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class LocalAnswer:
+    """A reply the gateway gives itself instead of calling the upstream (Beeswax:
+    an SDK's own login and logout). Never carries a cookie."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
 def same_path(sub: str) -> str:
     return sub
+
+
+def no_local_answer(settings: Any, request: OutboundRequest) -> LocalAnswer | None:
+    return None
 
 
 def no_headers(reply: UpstreamReply) -> Headers:
@@ -119,3 +133,7 @@ class UpstreamSpec:
     map_path: Callable[[str], str] = same_path
     # Extra reply headers for a successful, read reply (Beeswax: Gateway-Partial-Failure).
     success_headers: Callable[[UpstreamReply], Headers] = no_headers
+    # A call answered by the gateway itself, before credentials, quota or any I/O
+    # (called with the auth settings and the outbound request; may raise a
+    # GatewayError to refuse it). None: proxy it.
+    answer_locally: Callable[[Any, OutboundRequest], LocalAnswer | None] = no_local_answer

@@ -17,11 +17,13 @@ Auth (``upstreams.md`` § beeswax):
   never loops.
 
 The login path is a path on the tenant host (the base URL's origin), default
-``/rest/authenticate``. The session is the gateway's: a proxied call to the
-login path, to either documented ``authenticate`` path or to a ``logout`` is
-refused (``invalid_request``) before anything is sent, and cookies are only
-ever taken from replies to calls the gateway signed itself; otherwise a caller
-could log the shared jar in as another account (session fixation).
+``/rest/authenticate``. The session is the gateway's: a caller's own login or
+logout (what Beeswax SDKs send) is answered by the gateway itself, never
+forwarded (:mod:`gateway.upstreams.beeswax_sdk`, the drop-in mode for SDKs);
+any other call to the session paths is refused (``invalid_request``) before
+anything is sent, and cookies are only ever taken from replies to calls the
+gateway signed itself; otherwise a caller could log the shared jar in as
+another account (session fixation).
 
 Per-user credentials: ``auth.users.<X-Gateway-User>`` with its own email and
 password gets its own jar. The quota key is the login email: the tenant
@@ -34,7 +36,6 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import unquote
 
 from gateway.config_reader import Secret, Section
 from gateway.core.errormap import parse_json, retry_after_seconds
@@ -50,28 +51,10 @@ from gateway.errors import (
 from gateway.upstreams.base import CallContext, UpstreamSpec
 from gateway.upstreams.beeswax_cookies import CookieJar
 from gateway.upstreams.beeswax_errors import parse_error, partial_failure_headers
+from gateway.upstreams.beeswax_sdk import REFUSED, answer_locally, is_session_path
 from gateway.upstreams.renewal import Backoff, SingleFlight
 
 NAME = "beeswax"
-# Path segments that reach Beeswax's own session handling (``/rest/authenticate``,
-# ``/rest/v2/authenticate`` and anything below, a logout).
-SESSION_SEGMENTS = frozenset({"authenticate", "logout"})
-
-
-def _segments(path: str) -> list[str]:
-    """What the upstream's router would see: decoded, case-folded, without
-    ``;parameters`` and empty segments (so ``/REST/Authenticate;x/`` matches)."""
-    segments = (unquote(part).split(";", 1)[0].lower() for part in path.split("/"))
-    return [segment for segment in segments if segment]
-
-
-def is_session_path(path: str, login_path: str) -> bool:
-    """True when ``path`` would reach the login (or logout) instead of the API."""
-    segments = _segments(path)
-    login = _segments(login_path)
-    if login and segments[: len(login)] == login:
-        return True
-    return any(segment in SESSION_SEGMENTS for segment in segments)
 
 
 @dataclass(frozen=True)
@@ -153,10 +136,8 @@ class SessionCookieAuth:
 
     async def prepare(self, request: OutboundRequest, ctx: CallContext) -> OutboundRequest:
         if is_session_path(request.path, self.settings.login_path):
-            raise InvalidRequest(
-                "the gateway manages the Beeswax session: callers cannot log in or out through it",
-                upstream=NAME,
-            )
+            # answer_locally() took these before; this guard keeps the auth safe alone
+            raise InvalidRequest(REFUSED, upstream=NAME)
         session = self.session(ctx)
         ctx.notes["base_url"] = request.base_url
         ctx.notes["signed_path"] = request.path
@@ -295,6 +276,7 @@ SPEC = UpstreamSpec(
     parse_error=parse_error,
     errors_in_200=True,
     success_headers=partial_failure_headers,
+    answer_locally=answer_locally,
     default_limits=(
         {"name": "report_queue", "match": "/rest/report_queue*", "limit": 1, "period": "1s",
          "margin": "100ms", "on_exceed": "delay", "max_delay": "10s"},

@@ -186,25 +186,40 @@ async def test_per_user_credentials_log_in_as_that_user(
 def test_a_caller_cannot_log_the_shared_session_in_as_another_account(
     gateway: Gateway, fresh: Standins
 ) -> None:
-    """Session fixation: a caller's own authenticate call never reaches Beeswax,
-    so its Set-Cookie can never replace the tenant's session in the shared jar."""
+    """Session fixation: a caller's own login or logout is answered by the gateway
+    (the drop-in mode for SDKs) and never reaches Beeswax, so no Set-Cookie of the
+    caller's account can ever replace the tenant's session in the shared jar, and
+    the caller gets no cookie of any value."""
     fresh.admin("beeswax", "/__standin/settings", {"users": {"mallory@example.com": "mallory-pw"}})
     assert call(gateway, "GET", "/beeswax/rest/advertiser")[0] == 200  # a live shared session
     fresh.reset()
     login = json.dumps({"email": "mallory@example.com", "password": "mallory-pw"}).encode()
     json_type = {"Content-Type": "application/json"}
-    for path in (
-        "/beeswax/rest/authenticate",
-        "/beeswax/rest/v2/authenticate",
-        "/beeswax/rest/authentic%61te",
-        "/beeswax/rest/Authenticate/",
+    for method, path in (
+        ("POST", "/beeswax/rest/authenticate"),
+        ("POST", "/beeswax/rest/v2/authenticate"),
+        ("POST", "/beeswax/rest/authentic%61te"),
+        ("POST", "/beeswax/rest/Authenticate/"),
+        ("DELETE", "/beeswax/rest/authenticate"),
+        ("POST", "/beeswax/rest/logout"),
     ):
-        status, _, reply = call(gateway, "POST", path, login, json_type)
-        assert status == 400, reply
+        status, headers, reply = call(gateway, method, path, login, json_type)
+        assert status == 200, reply
+        assert json.loads(reply)["success"] is True
+        assert "set-cookie" not in headers and headers["content-type"].startswith(
+            "application/json"
+        )
+    for method, path in (
+        ("PUT", "/beeswax/rest/authenticate"),  # a password change
+        ("POST", "/beeswax/rest/authenticate/strict"),
+        ("GET", "/beeswax/rest/authenticate"),
+    ):
+        status, _, reply = call(gateway, method, path, login, json_type)
         problem = assert_problem(reply, 400)
         assert problem["code"] == "invalid_request", path
         assert "manages the Beeswax session" in problem["detail"]
     assert fresh.seen("beeswax") == []  # nothing was sent
+    assert "mallory-pw" not in gateway.logs()
     assert call(gateway, "GET", "/beeswax/rest/advertiser")[0] == 200
     assert [s["principal"] for s in fresh.seen("beeswax")] == ["ops@example.com"]
 
