@@ -15,21 +15,24 @@ documented functions, sharing no code with the gateway or the stand-in:
 from __future__ import annotations
 
 import base64
+import ctypes
+import ctypes.util
 import hashlib
 import hmac
-import warnings
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import crypt as libc_crypt  # Python 3.11: the C library's crypt(3)
+# The C library's crypt(3) (libxcrypt), through ctypes: the stdlib ``crypt``
+# module wraps the same function but is deprecated and gone in Python 3.13.
+_LIBCRYPT = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
+_LIBCRYPT.crypt.restype = ctypes.c_char_p
+_LIBCRYPT.crypt.argtypes = (ctypes.c_char_p, ctypes.c_char_p)
 
 UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 
 
 def php_crypt(text: str, salt: str) -> str:
-    hashed = libc_crypt.crypt(text, salt)
-    assert hashed and hashed.startswith(salt[:7]), "libc crypt lacks bcrypt"
-    return hashed
+    hashed = _LIBCRYPT.crypt(text.encode(), salt.encode())
+    assert hashed and hashed.startswith(salt[:7].encode()), "libc crypt lacks bcrypt"
+    return str(hashed.decode())
 
 
 def generate_password_response(password: str, salt: str, challenge: str) -> str:
