@@ -7,8 +7,9 @@ The limiter translates its own in ``limiter_redis.py``.
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,21 +22,47 @@ from gateway.upstreams.base import KeyValueStore
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    """The in-memory store (no ``REDIS_URL``): one process, entries expire like Redis keys.
+
+    Expired entries are swept, not only hidden: every write first deletes the
+    entries whose time is up, found in a heap ordered by expiry, so abandoned
+    onboarding states (``PENDING_TTL``) never pile up. A heap entry whose key
+    was since rewritten is stale and skipped. Cost: O(log n) per write.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._expiries: list[tuple[float, str]] = []  # heap of (expires, key)
+
+    def __len__(self) -> int:
+        return len(self._data)
 
     async def get(self, key: str) -> bytes | None:
         item = self._data.get(key)
         if item is None:
             return None
         value, expires = item
-        if expires is not None and expires < time.monotonic():
+        if expires is not None and expires <= self._clock():
             del self._data[key]
             return None
         return value
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        self._data[key] = (value, None if ttl is None else time.monotonic() + ttl)
+        now = self._clock()
+        self._sweep(now)
+        expires = None if ttl is None else now + ttl
+        self._data[key] = (value, expires)
+        if expires is not None:
+            heapq.heappush(self._expiries, (expires, key))
+
+    def _sweep(self, now: float) -> None:
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            expires, key = heapq.heappop(heap)
+            item = self._data.get(key)
+            if item is not None and item[1] == expires:  # not rewritten since
+                del self._data[key]
 
 
 class RedisStore:

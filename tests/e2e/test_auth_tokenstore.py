@@ -10,6 +10,7 @@ from gateway.config_reader import Secret
 from gateway.errors import UpstreamUnavailable
 from gateway.server.stores import MemoryStore, RedisStore
 from gateway.server.tokenstore import create_token_store
+from gateway.upstreams.buzzstream_tokens import PENDING_TTL, save_pending
 from tests.harness import free_port
 
 
@@ -55,3 +56,23 @@ async def test_redis_down_is_upstream_unavailable_not_a_fallback() -> None:
             await store.get("oauth1:buzzstream:user:alice")
     finally:
         await client.aclose()
+
+
+async def test_the_memory_store_sweeps_expired_entries() -> None:
+    """Abandoned onboarding states (never read again) must not pile up in memory."""
+    now = [1000.0]
+    store = MemoryStore(clock=lambda: now[0])
+    for i in range(1000):
+        await save_pending(store, f"request-token-{i}", "alice", "temporary-secret")
+    await store.set("oauth1:buzzstream:user:alice", b"kept")  # no ttl: never swept
+    await store.set("rewritten", b"old", ttl=1)
+    await store.set("rewritten", b"new", ttl=PENDING_TTL * 2)  # its first expiry is stale
+    assert len(store) == 1002
+    now[0] += PENDING_TTL + 1
+    await store.set("another", b"v", ttl=PENDING_TTL)  # any write sweeps
+    assert len(store) == 3
+    assert await store.get("oauth1:buzzstream:user:alice") == b"kept"
+    assert await store.get("rewritten") == b"new"
+    now[0] += PENDING_TTL * 2
+    await store.set("last", b"v")
+    assert len(store) == 2  # "kept" and "last"
