@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from gateway.core.secrets import mask_known, remember_secrets
+from gateway.core.secrets import mask_known, remember_configured
 
 REDACTED = "[redacted]"
 SECRET_KEYS = re.compile(
@@ -38,8 +38,9 @@ SECRET_PATTERNS = (
 
 
 def register_secrets(values: Iterable[str]) -> None:
-    """Remember configured secret values, so they are masked wherever they appear."""
-    remember_secrets(values)
+    """Remember configured secret values, so they are masked wherever they appear (never
+    forgotten, unlike the bounded run-time ones)."""
+    remember_configured(values)
 
 
 def _scrub(text: str) -> str:
