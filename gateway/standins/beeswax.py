@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.standins.beeswax_resources import BAD_JSON, STATE, State, seed, v05, v2
+from gateway.standins.compression import gzip_middleware
 from gateway.standins.faults import add_fault_routes, html_500, recording_middleware, seen_of
 from gateway.standins.recorder import RECORDER, SETTINGS, add_inspection_routes
 
@@ -191,7 +192,7 @@ async def expire_sessions(request: web.Request) -> web.Response:
 
 
 def create_app(settings: dict[str, Any] | None = None) -> web.Application:
-    app = web.Application(middlewares=[recording_middleware])
+    app = web.Application(middlewares=[gzip_middleware, recording_middleware])
     merged = json.loads(json.dumps(DEFAULTS))
     merged.update(settings or {})
     add_inspection_routes(app, merged)

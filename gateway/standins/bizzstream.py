@@ -25,6 +25,7 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
+from gateway.standins.compression import gzip_middleware
 from gateway.standins.faults import add_fault_routes, recording_middleware, seen_of
 from gateway.standins.recorder import RECORDER, SETTINGS, add_inspection_routes
 
@@ -318,7 +319,7 @@ async def api(request: web.Request) -> web.Response:
 
 
 def create_app(settings: dict[str, Any] | None = None) -> web.Application:
-    app = web.Application(middlewares=[recording_middleware])
+    app = web.Application(middlewares=[gzip_middleware, recording_middleware])
     merged = json.loads(json.dumps(DEFAULTS))  # deep copy: lists are mutated at run time
     merged.update(settings or {})
     add_inspection_routes(app, merged)

@@ -8,6 +8,9 @@ rate-limited per user (see :mod:`.buzzstream_oauth`, which also serves the
   (``offset``, ``max_results``, ``expand=true``) or a create from a JSON or
   form-encoded body (``201``); ``GET/PUT/DELETE /v1/<resource>/<id>``;
   ``GET /v1/<resource>/<id>/<sub>`` a plain list; ``GET /v1/users/<id>``.
+- Every resource is named by an absolute URI under the stand-in's own base URL
+  (``http://<its host>/v1/websites/1``, as the real API answers
+  ``https://api.buzzstream.com/v1/websites/1``); setting ``api_root`` pins it.
 - Errors are ``{"message": ...}``; canned ones (:data:`CANNED`):
   ``/v1/projects/forbidden`` 403, ``/v1/links/broken`` 500,
   ``/v1/tags/html`` 502 HTML, ``/v1/tags/text`` 503 text.
@@ -30,10 +33,12 @@ from gateway.standins.buzzstream_oauth import (
     refuse,
     signed,
 )
+from gateway.standins.compression import gzip_middleware
 from gateway.standins.faults import add_fault_routes, recording_middleware
 from gateway.standins.oauth1_verify import Caller
-from gateway.standins.recorder import add_inspection_routes
+from gateway.standins.recorder import SETTINGS, add_inspection_routes
 
+# The URIs are kept under this root and shown under the stand-in's own base URL.
 API_ROOT = "https://api.buzzstream.com/v1"
 RESOURCES = ("websites", "people", "projects", "history", "links", "tags")
 DEFAULTS: dict[str, Any] = {
@@ -41,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "timestamp_window": 300,
     "rate_per_second": 5,
     "suspend_step": 2.0,
+    "api_root": None,  # None: the base URL the request reached (scheme, Host, /v1)
 }
 
 
@@ -74,6 +80,27 @@ def _seed(state: BuzzState) -> None:
             items[i] = {"id": i, "uri": _uri(resource, i), **fields}
 
 
+def _root(request: web.Request) -> str:
+    pinned = request.app[SETTINGS].get("api_root")
+    return str(pinned).rstrip("/") if pinned else f"{request.scheme}://{request.host}/v1"
+
+
+def _swap(data: Any, old: str, new: str) -> Any:
+    """Every string under ``old`` (a URI root) moved under ``new``."""
+    if isinstance(data, str):
+        return new + data[len(old) :] if data.startswith(old + "/") else data
+    if isinstance(data, list):
+        return [_swap(v, old, new) for v in data]
+    if isinstance(data, dict):
+        return {k: _swap(v, old, new) for k, v in data.items()}
+    return data
+
+
+def _reply(request: web.Request, data: Any, status: int = 200) -> web.Response:
+    """A JSON reply whose URIs name this server, as the real API's name its own host."""
+    return web.json_response(_swap(data, API_ROOT, _root(request)), status=status)
+
+
 def _expand(request: web.Request) -> bool:
     return request.query.get("expand", "").lower() in ("true", "1")
 
@@ -84,7 +111,8 @@ async def _arguments(request: web.Request) -> dict[str, Any]:
     if not body:
         return {}
     if request.content_type == "application/x-www-form-urlencoded":
-        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        return dict(_swap(fields, _root(request), API_ROOT))
     if request.content_type != "application/json":
         raise refuse(400, f"Unsupported content type: {request.content_type}")
     try:
@@ -93,7 +121,7 @@ async def _arguments(request: web.Request) -> dict[str, Any]:
         raise refuse(400, "Malformed JSON body") from None
     if not isinstance(parsed, dict):
         raise refuse(400, "Expected a JSON object")
-    return parsed
+    return dict(_swap(parsed, _root(request), API_ROOT))
 
 
 def _int_query(request: web.Request, name: str, default: int) -> int:
@@ -114,12 +142,12 @@ async def collection(request: web.Request, caller: Caller) -> web.StreamResponse
             raise refuse(400, "url is required")
         ident = max(items, default=0) + 1
         items[ident] = {**fields, "id": ident, "uri": _uri(resource, ident)}
-        return web.json_response(items[ident], status=201)
+        return _reply(request, items[ident], status=201)
     offset, max_results = _int_query(request, "offset", 0), _int_query(request, "max_results", 50)
     page = [items[i] for i in sorted(items)][offset : offset + max_results]
     listed = page if _expand(request) else [item["uri"] for item in page]
     paginator = {"list": listed, "offset": offset, "max_results": max_results}
-    return web.json_response(paginator | {"numResults": len(items)})
+    return _reply(request, paginator | {"numResults": len(items)})
 
 
 CANNED: dict[tuple[str, str], Callable[[], web.Response]] = {
@@ -155,7 +183,7 @@ async def member(request: web.Request, caller: Caller) -> web.StreamResponse:
     if request.method == "PUT":
         fields = await _arguments(request)
         items[ident] = {**items[ident], **fields, "id": ident, "uri": _uri(resource, ident)}
-    return web.json_response(items[ident])
+    return _reply(request, items[ident])
 
 
 async def sub_collection(request: web.Request, caller: Caller) -> web.StreamResponse:
@@ -168,7 +196,7 @@ async def sub_collection(request: web.Request, caller: Caller) -> web.StreamResp
         for _, c in sorted(children.items())
         if any(v == parent or (isinstance(v, list) and parent in v) for v in c.values())
     ]
-    return web.json_response(linked if _expand(request) else [c["uri"] for c in linked])
+    return _reply(request, linked if _expand(request) else [c["uri"] for c in linked])
 
 
 async def user(request: web.Request, caller: Caller) -> web.StreamResponse:
@@ -177,11 +205,11 @@ async def user(request: web.Request, caller: Caller) -> web.StreamResponse:
     if not raw_id.isdigit() or not 1 <= int(raw_id) <= len(users):
         raise refuse(404, "Not found")
     ident = int(raw_id)
-    return web.json_response({"id": ident, "uri": _uri("users", ident), "name": users[ident - 1]})
+    return _reply(request, {"id": ident, "uri": _uri("users", ident), "name": users[ident - 1]})
 
 
 def create_app(settings: dict[str, Any] | None = None) -> web.Application:
-    app = web.Application(middlewares=[recording_middleware])
+    app = web.Application(middlewares=[gzip_middleware, recording_middleware])
     add_inspection_routes(app, {**DEFAULTS, **(settings or {})})
     app[STATE] = BuzzState()
     _seed(app[STATE])

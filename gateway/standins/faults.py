@@ -15,6 +15,9 @@ that never check authentication and misbehave on purpose:
   without a reply (a server that dies mid-request: was it sent twice?)
 - ``ANY {prefix}/__fault/trickle?chunks=N&every=S&size=B``  200, N chunks of B bytes,
   one every S seconds: a slow but steady download
+- ``ANY {prefix}/__fault/gzipbomb/{status}``  that status, ``Content-Encoding: gzip``
+  whatever the client accepts: about 1 MB on the wire that inflates to
+  ``{"message": "<spaces>"}``, ``?size=N`` bytes long (default 1 GiB)
 
 :func:`recording_middleware` records every request except the inspection
 routes (``/__standin/...``) in the app's :class:`Recorder`; handlers reach the
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -33,6 +37,8 @@ from aiohttp import web
 from gateway.standins.recorder import RECORDER, Seen
 
 BIG_SIZE = 5 * 1024 * 1024
+BOMB_SIZE = 1024 * 1024 * 1024
+_bombs: dict[int, bytes] = {}
 CHUNK = 64 * 1024
 
 HTML_500 = """<!DOCTYPE html>
@@ -187,6 +193,37 @@ async def _trickle(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _bomb_body(size: int) -> bytes:
+    """gzip of a JSON object ``size`` bytes long, made in chunks (never held inflated)."""
+    if size not in _bombs:
+        head, tail = b'{"message": "', b'"}'
+        packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        parts = [packer.compress(head)]
+        left = max(0, size - len(head) - len(tail))
+        block = b" " * CHUNK * 16
+        while left > 0:
+            part = block if left >= len(block) else block[:left]
+            parts.append(packer.compress(part))
+            left -= len(part)
+        parts += [packer.compress(tail), packer.flush()]
+        _bombs.clear()  # keep one size only
+        _bombs[size] = b"".join(parts)
+    return _bombs[size]
+
+
+async def _gzipbomb(request: web.Request) -> web.Response:
+    try:
+        size = int(request.query.get("size", str(BOMB_SIZE)))
+    except ValueError:
+        raise web.HTTPBadRequest(text="size must be an integer") from None
+    body = await asyncio.get_running_loop().run_in_executor(None, _bomb_body, size)
+    return web.Response(
+        status=_status(request),
+        body=body,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+
+
 def add_fault_routes(app: web.Application, prefix: str) -> None:
     """Mount the ``/__fault/...`` routes under ``prefix`` (no auth checks)."""
     base = f"{prefix.rstrip('/')}/__fault"
@@ -199,3 +236,4 @@ def add_fault_routes(app: web.Application, prefix: str) -> None:
     app.router.add_route("*", f"{base}/big", _big)
     app.router.add_route("*", f"{base}/drop", _drop)
     app.router.add_route("*", f"{base}/trickle", _trickle)
+    app.router.add_route("*", f"{base}/gzipbomb/{{status}}", _gzipbomb)

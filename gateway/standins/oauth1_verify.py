@@ -275,6 +275,10 @@ def authenticate(
             raise OAuthRefused(401, "Unknown token")
         principal, token_secret = access.user, access.secret
     pairs = request_parameters(req.raw_query, params, req.content_type, req.body)
+    sent = [k for k, _ in pairs if k.startswith("oauth_")]
+    for name in sent:
+        if sent.count(name) > 1:  # §3.2: in the header and the query or body too
+            raise OAuthRefused(400, f"Duplicated OAuth parameter: {name}")
     expected = hmac_sha1_signature(
         signature_base_string(req.method, req.uri, pairs), consumers[consumer], token_secret
     )

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from gateway.standins.compression import gzip_middleware
 from gateway.standins.faults import add_fault_routes, recording_middleware, seen_of
 from gateway.standins.recorder import RECORDER, SETTINGS, add_inspection_routes
 from gateway.standins.streamone_verify import (
@@ -309,7 +310,7 @@ async def expire_sessions(request: web.Request) -> web.Response:
 
 
 def create_app(settings: dict[str, Any] | None = None) -> web.Application:
-    app = web.Application(middlewares=[recording_middleware])
+    app = web.Application(middlewares=[gzip_middleware, recording_middleware])
     add_inspection_routes(app, {**DEFAULTS, **(settings or {})})
     state = StreamOneState()
     for ident, title in (("item1", "First item"), ("item2", "Second item")):

@@ -142,10 +142,8 @@ async def test_signed_get_with_query_is_accepted(client: Client) -> None:
     assert body["offset"] == 1 and body["max_results"] == 1 and body["numResults"] == 2
     assert body["list"][0]["url"] == "https://example.org"
     status, body = await signed(client, "GET", "/v1/websites")
-    assert body["list"] == [
-        "https://api.buzzstream.com/v1/websites/1",
-        "https://api.buzzstream.com/v1/websites/2",
-    ]
+    root = str(client.make_url("/v1"))  # like the real API: URIs under its own base URL
+    assert body["list"] == [f"{root}/websites/1", f"{root}/websites/2"]
 
 
 async def test_encoded_query_values_are_signed_decoded(client: Client) -> None:
@@ -183,10 +181,8 @@ async def test_resources_and_canned_errors(client: Client) -> None:
         {"message": "url is required"},
     )
     assert await signed(client, "GET", "/v1/websites/99") == (404, {"message": "Not found"})
-    assert await signed(client, "GET", "/v1/websites/1/people") == (
-        200,
-        ["https://api.buzzstream.com/v1/people/1"],
-    )
+    root = str(client.make_url("/v1"))
+    assert await signed(client, "GET", "/v1/websites/1/people") == (200, [f"{root}/people/1"])
     assert (await signed(client, "GET", "/v1/users/1"))[1]["name"] == "standin-user"
     assert await signed(client, "GET", "/v1/projects/forbidden") == (403, {"error": "Forbidden"})
     assert (await signed(client, "GET", "/v1/links/broken"))[0] == 500
@@ -303,3 +299,28 @@ async def test_eleven_concurrent_calls_are_suspended_in_two_second_steps(
     async with client.get("/__standin/requests") as resp:
         steps = sorted(s["extra"]["suspended_steps"] for s in await resp.json())
     assert steps == [0] * 5 + [1] * 5 + [2]
+
+
+# -- URIs under the stand-in's own base URL, duplicated protocol parameters ----
+
+
+async def test_uris_follow_the_pinned_root_and_are_taken_back_in_bodies(
+    aiohttp_client: MakeClient,
+) -> None:
+    client = await aiohttp_client(create_app({"api_root": "https://api.buzzstream.com/v1"}))
+    status, body = await signed(client, "GET", "/v1/websites/1")
+    assert (status, body["uri"]) == (200, "https://api.buzzstream.com/v1/websites/1")
+    own = await aiohttp_client(create_app())
+    root = str(own.make_url("/v1"))
+    # A client that links a new person to a website by the URI it was given.
+    status, body = await signed(
+        own, "POST", "/v1/people", json={"name": "Grace", "website": f"{root}/websites/2"}
+    )
+    assert status == 201 and body["website"] == f"{root}/websites/2"
+    assert await signed(own, "GET", "/v1/websites/2/people") == (200, [f"{root}/people/2"])
+
+
+async def test_oauth_parameter_also_in_the_query_is_a_duplicate(client: Client) -> None:
+    # RFC 5849 §3.2: a protocol parameter sent twice (header and query) is a 400.
+    status, body = await signed(client, "GET", "/v1/websites?oauth_nonce=again")
+    assert (status, body) == (400, {"message": "Duplicated OAuth parameter: oauth_nonce"})
