@@ -70,13 +70,24 @@ class OutboundRequest:
 
 @dataclass(frozen=True)
 class UpstreamReply:
-    """An upstream's answer. ``body`` is ``None`` when it was not read (streamed)."""
+    """An upstream's answer. ``body`` is ``None`` when it was not read (streamed).
+
+    ``body`` is the content as parsers see it, decoded from its
+    ``Content-Encoding`` (:mod:`gateway.core.content_coding`); ``encoded_body``
+    holds the bytes as they came when they differ (a compressed reply), and
+    :attr:`wire_body` is what is passed on to the caller.
+    """
 
     status: int
     headers: Headers = ()
     body: bytes | None = None
     truncated: bool = False  # the body was longer than the bound and was cut
     extra: dict[str, str] = field(default_factory=dict)
+    encoded_body: bytes | None = None
+
+    @property
+    def wire_body(self) -> bytes | None:
+        return self.encoded_body if self.encoded_body is not None else self.body
 
     def header(self, name: str) -> str | None:
         return header_get(self.headers, name)

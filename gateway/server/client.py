@@ -1,8 +1,9 @@
 """HTTP client per upstream: explicit pool and timeouts, aiohttp errors translated here.
 
 This is the one place where aiohttp client exceptions become gateway errors
-(``raise ... from exc``). Replies are not decompressed: successful bodies go
-back to the caller byte for byte.
+(``raise ... from exc``). aiohttp never decompresses: a body read for inspection
+is decoded here, within its bound (:mod:`gateway.core.content_coding`), and
+successful bodies go back to the caller byte for byte, still encoded.
 
 Timeouts (``upstreams.<name>.timeouts``), each with its own failure reason in
 ``gateway_upstream_failures_total``:
@@ -29,6 +30,7 @@ import aiohttp
 from yarl import URL
 
 from gateway.config import UpstreamConfig
+from gateway.core.content_coding import decode_bounded
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from gateway.metrics import Metrics
@@ -235,8 +237,11 @@ class UpstreamClient:
 
         Returns the reply (``truncated`` set when more follows; ``body`` then
         holds everything read so far, a little over ``limit``) and whether the
-        body is complete. A complete body releases the connection; an
-        incomplete one leaves ``resp`` open so the rest can be streamed on.
+        body is complete on the wire. A complete body releases the connection;
+        an incomplete one leaves ``resp`` open so the rest can be streamed on.
+        A content-coded body is decoded into ``body`` (at most ``limit`` bytes,
+        ``truncated`` when the content is longer) and kept as it came in
+        ``encoded_body``; one that cannot be decoded is a 502 ``upstream_error``.
         """
         head = reply_head(resp)
         chunks: list[bytes] = []
@@ -266,10 +271,30 @@ class UpstreamClient:
             ) from exc
         if complete:
             resp.release()
-        reply = UpstreamReply(
-            status=head.status, headers=head.headers, body=b"".join(chunks), truncated=not complete
+        try:
+            return self._decoded(head, b"".join(chunks), complete, limit), complete
+        except UpstreamError:
+            resp.close()
+            raise
+
+    def _decoded(
+        self, head: UpstreamReply, raw: bytes, complete: bool, limit: int
+    ) -> UpstreamReply:
+        """The reply with its body decoded for inspection, at most ``limit`` bytes of it."""
+        decoded = decode_bounded(raw, head.header("Content-Encoding"), limit, whole=complete)
+        if decoded.error is not None:
+            raise UpstreamError(
+                f"{self.cfg.name} answered HTTP {head.status} with a body the gateway"
+                f" cannot decode: {decoded.error}",
+                upstream=self.cfg.name,
+            )
+        return UpstreamReply(
+            status=head.status,
+            headers=head.headers,
+            body=decoded.body,
+            truncated=not decoded.complete,
+            encoded_body=None if decoded.body is raw else raw,
         )
-        return reply, complete
 
     async def read_bounded(self, resp: aiohttp.ClientResponse, limit: int) -> UpstreamReply:
         """Read at most ``limit`` bytes and close: for replies that are never passed on."""

@@ -12,9 +12,16 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.config import UpstreamConfig
+from gateway.core.content_coding import upstream_accept_encoding
 from gateway.core.errormap import MAX_ERROR_BODY
 from gateway.core.headers import forwardable_reply_headers, forwardable_request_headers
-from gateway.core.messages import Headers, OutboundRequest, UpstreamReply, header_drop
+from gateway.core.messages import (
+    Headers,
+    OutboundRequest,
+    UpstreamReply,
+    header_drop,
+    header_set,
+)
 from gateway.core.paths import UnsafePath, join_base, safe_subpath
 from gateway.errors import (
     InvalidRequest,
@@ -97,6 +104,9 @@ def build_request(
     if length is not None and length > cfg.max_body_bytes:
         raise PayloadTooLarge(f"request body is over {cfg.max_body_bytes} bytes", upstream=cfg.name)
     headers = forwardable_request_headers(request.headers.items())
+    # Only codings the caller accepts and the gateway can decode for inspection.
+    accept = upstream_accept_encoding(request.headers.get("Accept-Encoding"))
+    headers = header_set(headers, "Accept-Encoding", accept)
     headers = (*headers, ("X-Request-Id", request[INFO].request_id))
     has_body = request.body_exists
     if has_body and length is not None:
@@ -211,10 +221,11 @@ async def _proxy(
                 metrics.upstream_throttled.labels(name).inc()
                 await state.limiter.cooldown(name, account, problem.retry_after or 1.0)
             raise UpstreamProblem(problem.with_upstream(name))
-        return _buffered_response(reply, spec.success_headers(reply), reply.body)
-    assert result.response is not None
+        return _buffered_response(reply, spec.success_headers(reply), reply.wire_body or b"")
+    if result.response is None:  # all read, but its content is over the bound: not parsed
+        return _buffered_response(reply, (), reply.wire_body or b"")
     return await _stream_response(
-        request, result.response, reply, (), prefix=reply.body or b"", client=client
+        request, result.response, reply, (), prefix=reply.wire_body or b"", client=client
     )
 
 

@@ -17,7 +17,8 @@ that never check authentication and misbehave on purpose:
   one every S seconds: a slow but steady download
 - ``ANY {prefix}/__fault/gzipbomb/{status}``  that status, ``Content-Encoding: gzip``
   whatever the client accepts: about 1 MB on the wire that inflates to
-  ``{"message": "<spaces>"}``, ``?size=N`` bytes long (default 1 GiB)
+  ``{"message": "<spaces>"}``, ``?size=N`` bytes long (default 1 GiB);
+  ``?cut=N`` leaves out its last N bytes (a broken gzip stream)
 
 :func:`recording_middleware` records every request except the inspection
 routes (``/__standin/...``) in the app's :class:`Recorder`; handlers reach the
@@ -217,6 +218,10 @@ async def _gzipbomb(request: web.Request) -> web.Response:
     except ValueError:
         raise web.HTTPBadRequest(text="size must be an integer") from None
     body = await asyncio.get_running_loop().run_in_executor(None, _bomb_body, size)
+    cut = request.query.get("cut", "0")
+    if not cut.isdigit():
+        raise web.HTTPBadRequest(text="cut must be a non-negative integer")
+    body = body[: len(body) - int(cut)]
     return web.Response(
         status=_status(request),
         body=body,
