@@ -26,6 +26,7 @@ from gateway.logs import configure_logging, get_logger, log_settings
 from gateway.server.app import create_app
 from gateway.server.health import add_health_routes
 from gateway.server.keys import CONFIG, METRICS, STATE
+from gateway.server.oauth_routes import onboarding_app
 
 log = get_logger("gateway")
 
@@ -94,10 +95,15 @@ async def serve(config: GatewayConfig) -> None:
     runners = [await _start(app, config.listen_host, config.listen_port)]
     if config.ops_listen is not None:
         runners.append(await _start(ops_app(app), *config.ops_listen))
+    if config.onboarding_listen is not None:
+        runners.append(await _start(onboarding_app(app), *config.onboarding_listen))
     log.info(
         "started",
         listen=f"{config.listen_host}:{config.listen_port}",
         ops_listen=None if config.ops_listen is None else "{}:{}".format(*config.ops_listen),
+        onboarding_listen=(
+            None if config.onboarding_listen is None else "{}:{}".format(*config.onboarding_listen)
+        ),
         upstreams=sorted(config.upstreams),
         redis="configured" if config.redis.url else "none (per-process limits)",
     )

@@ -97,6 +97,11 @@ class GatewayConfig:
     public_url: str  # how callers and browsers reach the gateway (OAuth callbacks)
     # A second listener serving only /healthz, /readyz and /metrics (GATEWAY_OPS_LISTEN).
     ops_listen: tuple[str, int] | None = None
+    # A listener serving only the BuzzStream OAuth callback and /problems, for browsers
+    # (GATEWAY_ONBOARDING_LISTEN); the proxy port can then stay on loopback.
+    onboarding_listen: tuple[str, int] | None = None
+    # Problem `type` URIs are `<problem_base_url>/<code>` (default <public_url>/problems).
+    problem_base_url: str = "http://127.0.0.1:8080/problems"
 
 
 def _listen_url(host: str, port: int) -> str:
@@ -194,6 +199,15 @@ def _upstream(name: str, section: Section, default_body: int, problems: Problems
     return cfg
 
 
+def _absolute_url(section: Section, name: str, default: str) -> str:
+    """An absolute http(s) URL without query or fragment, trailing ``/`` removed."""
+    value = (section.optional_str(name) or default).rstrip("/")
+    url = URL(value)
+    if url.scheme not in ("http", "https") or not url.host or url.query_string or url.fragment:
+        raise ConfigError(f"{section.key(name)}: expected an absolute http(s) URL, got {value!r}")
+    return value
+
+
 def _listen(env: Mapping[str, str], var: str, value: str | None, key: str) -> Any:
     """``host:port`` from the variable ``var`` if set, else the file's ``key``; an error
     names whichever the value came from."""
@@ -243,6 +257,15 @@ def _parse(data: Any, env: Mapping[str, str], problems: Problems) -> GatewayConf
         lambda: _listen(env, "GATEWAY_OPS_LISTEN", root.optional_str("ops_listen"), "ops_listen"),
         None,
     )
+    onboarding_listen = problems.attempt(
+        lambda: _listen(
+            env,
+            "GATEWAY_ONBOARDING_LISTEN",
+            root.optional_str("onboarding_listen"),
+            "onboarding_listen",
+        ),
+        None,
+    )
     max_body = root.integer("max_body_bytes", 10 * 1024 * 1024, minimum=1)
     redis = root.section("redis")
     redis_cfg = problems.attempt(lambda: _redis(redis), _NO_REDIS)
@@ -263,6 +286,9 @@ def _parse(data: Any, env: Mapping[str, str], problems: Problems) -> GatewayConf
     if not upstreams and not problems.messages:
         problems.add("upstreams: at least one upstream is required")
 
+    public_url = problems.attempt(
+        lambda: _absolute_url(root, "public_url", _listen_url(host, port)), ""
+    )
     cfg = GatewayConfig(
         listen_host=host,
         listen_port=port,
@@ -274,8 +300,12 @@ def _parse(data: Any, env: Mapping[str, str], problems: Problems) -> GatewayConf
         redis=redis_cfg,
         upstreams=upstreams,
         token_store_key=root.optional_secret("token_store_key"),
-        public_url=(root.optional_str("public_url") or _listen_url(host, port)).rstrip("/"),
+        public_url=public_url,
         ops_listen=ops_listen,
+        onboarding_listen=onboarding_listen,
+        problem_base_url=problems.attempt(
+            lambda: _absolute_url(root, "problem_base_url", public_url + "/problems"), ""
+        ),
     )
     root.done()
     return cfg

@@ -58,10 +58,13 @@ def violations_of(body: bytes | str | dict[str, Any]) -> list[str]:
             data = json.loads(body)
         except ValueError as exc:
             return [f"not JSON: {exc}"]
-    return [
+    found = [
         f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
         for e in validator().iter_errors(data)
     ]
+    if isinstance(data, dict) and not str(data.get("type", "")).endswith(f"/{data.get('code')}"):
+        found.append("type: the type URI must end with /<code>")
+    return found
 
 
 def _is_problem(content_type: str | None) -> bool:

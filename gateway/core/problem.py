@@ -1,4 +1,4 @@
-"""The one error schema (contract §3): RFC 9457 problem details with stable codes.
+"""The one error schema (docs/contract.md §3): RFC 9457 problem details with stable codes.
 
 :class:`Problem` is the value every error becomes, whether the gateway made it
 or an upstream's reply was mapped (``gateway/upstreams/<name>_errors.py``).
@@ -17,7 +17,9 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-PROBLEM_BASE = "https://gateway.dev/problems/"
+# ``type`` is ``<problem_base_url>/<code>``; the deployment sets the base (config
+# ``problem_base_url``, by default ``<public_url>/problems``, which the gateway serves).
+DEFAULT_PROBLEM_BASE = "http://127.0.0.1:8080/problems"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 # code -> (default status, title)
@@ -37,6 +39,30 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "upstream_unavailable": (503, "Upstream unavailable"),
     "upstream_timeout": (504, "Upstream timeout"),
     "internal_error": (500, "Internal error"),
+}
+
+# code -> when it is used (the catalogue of docs/contract.md §3, served at /problems/<code>)
+DESCRIPTIONS: dict[str, str] = {
+    "invalid_request": "The request to the gateway is malformed: a bad path, unusable "
+    "arguments, a body that cannot be read.",
+    "caller_unauthorized": "Caller authentication is configured and failed.",
+    "unknown_upstream": "No such upstream (or no such path on the gateway).",
+    "payload_too_large": "The body is over the configured limit.",
+    "validation_failed": "The upstream rejected the input (400 or 422).",
+    "not_found": "The upstream says the resource or action does not exist.",
+    "forbidden": "The upstream account lacks rights for this action.",
+    "method_not_allowed": "The upstream or the gateway refuses the method.",
+    "conflict": "A conflict, including Beeswax strict-mode warnings and StreamOne *ALREADY* codes.",
+    "rate_limited": "The gateway (source: gateway) or the upstream (source: upstream) refused "
+    "the call for quota; Retry-After says when to come back.",
+    "upstream_auth_failed": "The upstream rejected the gateway's credentials even after one "
+    "renewal.",
+    "upstream_error": "The upstream answered 5xx, a body that cannot be parsed, or a status the "
+    "gateway cannot map.",
+    "upstream_unavailable": "The connection failed, the circuit is open, the upstream is in "
+    "read-only mode, or the gateway is shutting down.",
+    "upstream_timeout": "No answer came within the timeout.",
+    "internal_error": "A fault in the gateway itself, logged with the request id.",
 }
 
 MAX_DETAIL = 300
@@ -101,9 +127,11 @@ class Problem:
     def with_upstream(self, upstream: str | None) -> Problem:
         return replace(self, upstream=upstream)
 
-    def to_dict(self, *, instance: str, request_id: str) -> dict[str, Any]:
+    def to_dict(
+        self, *, instance: str, request_id: str, base: str = DEFAULT_PROBLEM_BASE
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "type": PROBLEM_BASE + self.code,
+            "type": f"{base}/{self.code}",
             "title": self.title,
             "status": self.http_status,
             "detail": bounded(self.detail),
@@ -131,7 +159,7 @@ class Problem:
         body.update(self.extra)
         return body
 
-    def to_json(self, *, instance: str, request_id: str) -> bytes:
+    def to_json(self, *, instance: str, request_id: str, base: str = DEFAULT_PROBLEM_BASE) -> bytes:
         return json.dumps(
-            self.to_dict(instance=instance, request_id=request_id), ensure_ascii=False
+            self.to_dict(instance=instance, request_id=request_id, base=base), ensure_ascii=False
         ).encode()

@@ -16,7 +16,7 @@ spacing holds for whichever key is tightest.
 
 Header fields follow the IETF httpapi draft "RateLimit header fields for
 HTTP" (draft-ietf-httpapi-ratelimit-headers-09, §3 ``RateLimit-Policy`` and
-§4 ``RateLimit``): ``"per_user";q=5;w=1`` and ``"per_user";r=4;t=1``.
+§4 ``RateLimit``): ``"per_account";q=5;w=1`` and ``"per_account";r=4;t=1``.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def key_tag(prefix: str, upstream: str, account: str) -> str:
 
 
 def policy_key(prefix: str, upstream: str, account: str, policy: str, user: str | None) -> str:
-    """``gw:{up:acct}:per_user``; a ``scope: user`` policy adds ``:<user>``."""
+    """``gw:{up:acct}:per_account``; a ``scope: user`` policy adds ``:<user>``."""
     key = f"{key_tag(prefix, upstream, account)}:{_part(policy)}"
     return key if user is None else f"{key}:{_part(user)}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
-from aiohttp import web
+from aiohttp import web, web_response
 from yarl import URL
 
 from gateway.config import GatewayConfig
@@ -18,12 +18,20 @@ from gateway.server.keys import CONFIG, METRICS, STATE
 from gateway.server.limiter_redis import create_limiter
 from gateway.server.middlewares import MIDDLEWARES, add_gateway_headers
 from gateway.server.oauth_routes import add_oauth_routes
+from gateway.server.problem_pages import add_problem_routes
 from gateway.server.proxy import handle_proxy
 from gateway.server.state import GatewayState
 from gateway.server.stores import create_store
 from gateway.upstreams import REGISTRY
 
 log = get_logger("gateway")
+
+# aiohttp names itself and its version ("Python/3.11 aiohttp/3.x") in the Server
+# header of every reply it writes, including the ones no app hook sees (a
+# request line it cannot parse). Name the product only: a version helps nobody
+# but someone looking for a known hole.
+SERVER_NAME = "gateway"
+web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
 
 
 def secret_values(config: GatewayConfig) -> list[str]:
@@ -111,6 +119,7 @@ def create_app(config: GatewayConfig, metrics: Metrics | None = None) -> web.App
     app.cleanup_ctx.append(_clients)
     add_health_routes(app)
     add_oauth_routes(app)  # /oauth/... is reserved: before the catch-all proxy route
+    add_problem_routes(app)  # /problems/... too
     # [\s\S]: a path with an encoded newline still reaches the proxy (and its 400).
     app.router.add_route("*", r"/{upstream}/{tail:[\s\S]*}", handle_proxy)
     app.router.add_route("*", "/{upstream}", handle_proxy)

@@ -27,6 +27,7 @@ from gateway.logs import get_logger
 from gateway.metrics import method_label
 from gateway.server.health import RESERVED
 from gateway.server.keys import CONFIG, METRICS
+from gateway.server.problem_pages import PROBLEM_PAGES
 from gateway.server.requestinfo import INFO, RequestInfo
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -46,7 +47,11 @@ def problem_response(request: web.Request, problem: Problem) -> web.Response:
     info = request[INFO]
     # An upstream may echo a credential back: known secret values never leave.
     body = mask_known(
-        problem.to_json(instance=request.path[:512], request_id=info.request_id).decode()
+        problem.to_json(
+            instance=request.path[:512],
+            request_id=info.request_id,
+            base=request.app[CONFIG].problem_base_url,
+        ).decode()
     ).encode()
     resp = web.Response(status=problem.http_status, body=body, content_type=PROBLEM_CONTENT_TYPE)
     if problem.retry_after is not None:
@@ -182,10 +187,15 @@ def _record(
     )
 
 
+def _open_path(path: str) -> bool:
+    """Health, a browser callback, or a problem type's page (public documentation)."""
+    return path in RESERVED or path in BROWSER_CALLBACKS or path.startswith(PROBLEM_PAGES)
+
+
 @web.middleware
 async def caller_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     tokens = request.app[CONFIG].caller_tokens
-    if tokens and request.path not in RESERVED and request.path not in BROWSER_CALLBACKS:
+    if tokens and not _open_path(request.path):
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")
         raw = value.encode("utf-8", "surrogateescape")  # never fails on odd bytes

@@ -1,4 +1,4 @@
-"""BuzzStream 3-legged onboarding (``upstreams.md`` § buzzstream; RFC 5849 §2).
+"""BuzzStream 3-legged onboarding (docs/upstreams.md § buzzstream; RFC 5849 §2).
 
 - ``GET /oauth/buzzstream/start?user=<id>``: gets a request token (its
   ``oauth_callback`` is ``<public_url>/oauth/buzzstream/callback``), remembers
@@ -11,6 +11,11 @@
   (:mod:`gateway.server.tokenstore`). Guarded by the one-time request token,
   not by caller authentication (a browser redirect carries no caller token).
   Answers ``200 {"status": "connected", "upstream": "buzzstream", "user": ...}``.
+
+The callback is also served alone by :func:`onboarding_app` on
+``onboarding_listen`` (``GATEWAY_ONBOARDING_LISTEN``): in a sidecar the proxy
+port stays on loopback, and only this listener, with nothing but the callback
+and the problem pages on it, is exposed to browsers through a Service/Ingress.
 
 Calls with ``X-Gateway-User: <id>`` are then signed with that user's token.
 ``/oauth/...`` is therefore a reserved path: no upstream may be named ``oauth``.
@@ -28,7 +33,9 @@ from aiohttp import web
 from gateway.core.oauth1 import new_nonce
 from gateway.errors import InvalidRequest, UnknownUpstream, UpstreamUnavailable
 from gateway.logs import get_logger
-from gateway.server.keys import CONFIG, STATE
+from gateway.server.keys import CONFIG, METRICS, STATE
+from gateway.server.middlewares import add_gateway_headers, problem_middleware
+from gateway.server.problem_pages import add_problem_routes
 from gateway.server.requestinfo import INFO
 from gateway.server.state import GatewayState
 from gateway.server.tokenstore import create_token_store
@@ -122,6 +129,20 @@ async def _token_store(app: web.Application) -> AsyncIterator[None]:
     assert state.store is not None, "the shared store is created before the token store"
     state.token_store = create_token_store(state.store, app[CONFIG].token_store_key)
     yield
+
+
+def onboarding_app(app: web.Application) -> web.Application:
+    """The browser-facing listener: the callback and ``/problems`` alone, sharing
+    ``app``'s state (token store, upstream clients). ``start`` is not here: it is
+    the internal app's to call, on the proxy port, behind caller authentication."""
+    browser = web.Application(middlewares=[problem_middleware])
+    browser[CONFIG] = app[CONFIG]
+    browser[METRICS] = app[METRICS]
+    browser[STATE] = app[STATE]
+    browser.on_response_prepare.append(add_gateway_headers)
+    browser.router.add_route("*", CALLBACK, callback)
+    add_problem_routes(browser)
+    return browser
 
 
 def add_oauth_routes(app: web.Application) -> None:

@@ -158,7 +158,7 @@ SPEC = UpstreamSpec(
     build_auth=OAuth1Auth,
     parse_error=parse_error,
     default_limits=(
-        {"name": "per_user", "match": "*", "limit": 5, "period": "1s", "burst": 1,
+        {"name": "per_account", "match": "*", "limit": 5, "period": "1s", "burst": 1,
          "margin": "100ms", "on_exceed": "delay", "max_delay": "10s"},
     ),
 )  # fmt: skip

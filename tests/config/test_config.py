@@ -103,6 +103,10 @@ def test_every_missing_variable_of_the_shipped_config_is_named() -> None:
     [
         ("GATEWAY_LISTEN", "GATEWAY_LISTEN: expected host:port, got 'localhost'"),
         ("GATEWAY_OPS_LISTEN", "GATEWAY_OPS_LISTEN: expected host:port, got 'localhost'"),
+        (
+            "GATEWAY_ONBOARDING_LISTEN",
+            "GATEWAY_ONBOARDING_LISTEN: expected host:port, got 'localhost'",
+        ),
     ],
 )
 def test_a_bad_listen_variable_is_named_as_the_variable(var: str, message: str) -> None:
@@ -122,7 +126,7 @@ def test_shipped_config_loads_with_the_contract_variables() -> None:
     assert config.listen_port == 8080
     buzz = config.upstreams["buzzstream"]
     assert [(p.name, p.limit, p.period, p.on_exceed) for p in buzz.rate_limits] == [
-        ("per_user", 5, 1.0, "delay")
+        ("per_account", 5, 1.0, "delay")
     ]
 
 
@@ -198,3 +202,15 @@ def test_public_url_defaults_to_the_listen_address_when_its_variable_is_empty() 
         SHIPPED, env={**shipped_env(), "GATEWAY_PUBLIC_URL": "https://gw.example/"}
     )
     assert config.public_url == "https://gw.example"
+
+
+def test_problem_types_follow_public_url_unless_a_base_is_set() -> None:
+    config = load_config(
+        SHIPPED, env={**shipped_env(), "GATEWAY_PUBLIC_URL": "https://gw.example/"}
+    )
+    assert config.problem_base_url == "https://gw.example/problems"
+    assert load_config(SHIPPED, env=shipped_env()).problem_base_url == (
+        "http://127.0.0.1:8080/problems"
+    )
+    with pytest.raises(ConfigError, match="public_url: expected an absolute http"):
+        load_config(SHIPPED, env={**shipped_env(), "GATEWAY_PUBLIC_URL": "gw.example"})
