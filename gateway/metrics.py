@@ -1,8 +1,10 @@
 """Every Prometheus metric the gateway exports, declared once.
 
-The families in contract §4 are all here, plus a few that operators need
-(overhead, cool-downs, circuit state, build info). Metrics are registered on an
-injected :class:`CollectorRegistry` so that tests can build many apps.
+The families in docs/contract.md §4 are all here, plus a few that operators need
+(overhead, cool-downs, circuit state, build info) and the client library's
+standard ``process_*`` (CPU seconds, resident memory, open file descriptors)
+and ``python_*`` (GC, interpreter version) families. Metrics are registered on
+an injected :class:`CollectorRegistry` so that tests can build many apps.
 
 Labels only take values from bounded sets: upstream names from config, HTTP
 methods, status codes, problem codes, policy names from config. Never a user id,
@@ -18,8 +20,11 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     Info,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
 )
 
@@ -80,6 +85,11 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
     # histogram, and Prometheus does not need them to compute rate() correctly.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     reg = registry if registry is not None else CollectorRegistry()
+    # What operators expect of any Python service: process_cpu_seconds_total,
+    # process_resident_memory_bytes, process_open_fds, python_gc_*, python_info.
+    ProcessCollector(registry=reg)
+    PlatformCollector(registry=reg)
+    GCCollector(registry=reg)
     build = Info("gateway_build", "Gateway version.", registry=reg)
     build.info({"version": __version__})
     return Metrics(
@@ -192,7 +202,7 @@ def prime_metrics(
     never been incremented would otherwise be *absent*, and ``rate()`` over an
     absent series is "no data", not 0: a dashboard would show holes and an
     alert on ``rate(...) > 0`` could never see the transition from nothing.
-    All the sets are bounded by the config (contract §4).
+    All the sets are bounded by the config (docs/contract.md §4).
     """
     for name, policies in upstreams.items():
         metrics.inflight.labels(name)

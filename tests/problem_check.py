@@ -104,8 +104,8 @@ def problem_violations(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     original_to_json: Callable[..., bytes] = Problem.to_json
 
     @functools.wraps(original_to_json)
-    def to_json(self: Problem, *, instance: str, request_id: str) -> bytes:
-        body = original_to_json(self, instance=instance, request_id=request_id)
+    def to_json(self: Problem, *, instance: str, request_id: str, **kwargs: str) -> bytes:
+        body = original_to_json(self, instance=instance, request_id=request_id, **kwargs)
         check(f"Problem.to_json ({self.code})", body)
         return body
 

@@ -195,7 +195,7 @@ def build() -> dict[str, Any]:
     )  # fmt: skip
     g.panel(
         "timeseries", "Error ratio, by problem code",
-        "Share of all calls that ended in each problem code (contract §3). "
+        "Share of all calls that ended in each problem code (docs/contract.md §3). "
         "`rate_limited` is quota, `upstream_*` is the upstream, `invalid_request` and "
         "`unknown_upstream` are callers' mistakes.",
         [(f'sum by (code) (rate(gateway_requests_total{{{JU}, code!="ok"}}[{RI}])) '
@@ -338,11 +338,48 @@ def build() -> dict[str, Any]:
         unit="short", w=6,
     )  # fmt: skip
 
+    g.row("Process")
+    g.panel(
+        "timeseries", "CPU, per replica",
+        "CPU seconds per second of each gateway process (1 = one full core). The "
+        "gateway runs one process per pod: near the container's CPU limit, overhead "
+        "grows (GatewayOverheadP99High); raise the limit or add replicas.",
+        [(f"sum by (instance) (rate(process_cpu_seconds_total{{{J}}}[{RI}]))",
+          "{{instance}}")],
+        unit="percentunit", w=6,
+    )  # fmt: skip
+    g.panel(
+        "timeseries", "Resident memory, per replica",
+        "Resident set size of each gateway process. It should level off after warm-up; "
+        "steady growth under steady traffic is a leak worth reporting. Keep it well "
+        "under the container's memory limit.",
+        [(f"sum by (instance) (process_resident_memory_bytes{{{J}}})", "{{instance}}")],
+        unit="bytes", w=6,
+    )  # fmt: skip
+    g.panel(
+        "timeseries", "Open file descriptors, share of the limit",
+        "Sockets and files held open (callers, upstream pools, Redis) against the "
+        "process limit. Near 100%, new connections fail: raise the limit or lower "
+        "pool_size.",
+        [(f"max by (instance) (process_open_fds{{{J}}} / process_max_fds{{{J}}})",
+          "{{instance}}")],
+        unit="percentunit", w=6,
+    )  # fmt: skip
+    g.panel(
+        "timeseries", "Python GC collections per second, by generation",
+        "Garbage-collector runs of the interpreter. A high rate of generation 2 "
+        "collections with rising memory points at many long-lived objects.",
+        [(f"sum by (generation) (rate(python_gc_collections_total{{{J}}}[{RI}]))",
+          "gen {{generation}}")],
+        unit="ops", w=6,
+    )  # fmt: skip
+
     return {
         "title": "API gateway sidecar",
         "uid": "gateway-sidecar",
         "description": "Traffic, errors, latency split, quotas, upstream auth and Redis of "
-        "the API gateway sidecar. Contract §4; alerts in deploy/prometheus/rules.",
+        "the API gateway sidecar, and its process. Metrics: docs/operations.md; alerts in "
+        "deploy/prometheus/rules.",
         "tags": ["gateway", "api"],
         "editable": True,
         "graphTooltip": 1,

@@ -1,4 +1,4 @@
-"""The Grafana dashboard and its provisioning, checked without Grafana (issue 6 §3).
+"""The Grafana dashboard and its provisioning, checked without Grafana (issue 6, part 3).
 
 The live test (test_observability_live.py) evaluates every expression in a real
 Prometheus; these check the JSON itself: generated from its script, complete
@@ -72,6 +72,13 @@ def test_every_topic_of_the_issue_has_a_panel() -> None:
     assert has("gateway_inflight_requests")
     assert has("gateway_circuit_open")
     assert has("gateway_build_info")
+    # The Process row (issue 14): CPU, memory, file descriptors, GC.
+    assert has("rate(process_cpu_seconds_total")
+    assert has("process_resident_memory_bytes")
+    assert has("process_open_fds", "process_max_fds")
+    assert has("python_gc_collections_total", "generation")
+    rows = [p["title"] for p in _dashboard()["panels"] if p["type"] == "row"]
+    assert "Process" in rows
 
 
 def test_panels_are_readable_and_do_not_overlap() -> None:

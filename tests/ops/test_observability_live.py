@@ -1,4 +1,4 @@
-"""Metrics, dashboards and rules against real processes (issue 6 §1, §3, §4).
+"""Metrics, dashboards and rules against real processes (issue 6, parts 1, 3 and 4).
 
 Two real gateway processes (one healthy on a real Redis; one with Redis
 unreachable and wrong Beeswax/StreamOne credentials) are scraped every second
@@ -37,7 +37,7 @@ from tests.ops.support import call, config_with, tool
 from tests.ops.traffic import degraded_round, healthy_round, with_probe_policies
 
 UPSTREAMS = {"bizzstream", "beeswax", "buzzstream", "streamone"}
-# Contract §4: family -> (type, label names).
+# docs/contract.md §4: family -> (type, label names).
 CONTRACT = {
     "gateway_requests": ("counter", {"upstream", "method", "status", "code"}),
     "gateway_request_duration_seconds": ("histogram", {"upstream", "method"}),
@@ -48,7 +48,7 @@ CONTRACT = {
     "gateway_inflight_requests": ("gauge", {"upstream"}),
     "gateway_redis_errors": ("counter", set()),
 }
-# Added for operators (issue 6 §1).
+# Added for operators (issue 6, part 1).
 EXTRA = {
     "gateway_overhead_seconds": ("histogram", {"upstream"}),
     "gateway_upstream_throttled": ("counter", {"upstream"}),
@@ -56,6 +56,17 @@ EXTRA = {
     "gateway_ratelimit_fallback_active": ("gauge", set()),
     "gateway_circuit_open": ("gauge", {"dependency"}),
     "gateway_build_info": ("gauge", {"version"}),
+}
+# The client library's standard process and Python families (issue 14).
+PROCESS = {
+    "process_cpu_seconds": ("counter", set()),
+    "process_resident_memory_bytes": ("gauge", set()),
+    "process_open_fds": ("gauge", set()),
+    "process_max_fds": ("gauge", set()),
+    "process_start_time_seconds": ("gauge", set()),
+    "python_gc_collections": ("counter", {"generation"}),
+    "python_gc_objects_collected": ("counter", {"generation"}),
+    "python_info": ("gauge", {"implementation", "major", "minor", "patchlevel", "version"}),
 }
 
 
@@ -113,7 +124,7 @@ def _families(text: str) -> dict[str, Any]:
 
 def test_metrics_has_every_family_with_its_labels(stack: Stack) -> None:
     families = _families(stack.metrics_text)
-    for name, (kind, labels) in {**CONTRACT, **EXTRA}.items():
+    for name, (kind, labels) in {**CONTRACT, **EXTRA, **PROCESS}.items():
         assert name in families, f"{name} missing; traffic was {stack.traffic}"
         family = families[name]
         assert family.type == kind, name
@@ -172,7 +183,7 @@ def test_the_traffic_moved_every_series_it_drives(stack: Stack) -> None:
 
 
 def test_metric_labels_stay_bounded(stack: Stack) -> None:
-    """Contract §4: never a user id, raw path or request id as a label."""
+    """docs/contract.md §4: never a user id, raw path or request id as a label."""
     text = stack.metrics_text + call(stack.degraded.url + "/metrics")[2].decode()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
