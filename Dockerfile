@@ -2,7 +2,7 @@
 # The API gateway sidecar. Build: docker build -t gateway-sidecar .
 # Config and secrets are not baked in: the image carries only the shipped
 # config/gateway.yaml, which reads every credential from the environment
-# (contract §5). Mount your own at /etc/gateway/gateway.yaml, or point
+# (docs/contract.md §5). Mount your own at /etc/gateway/gateway.yaml, or point
 # GATEWAY_CONFIG elsewhere, and pass credentials from a secret store.
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm

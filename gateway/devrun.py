@@ -1,7 +1,7 @@
 """``make run``: the four stand-ins and the gateway, wired together, on a fresh machine.
 
 Starts ``python -m gateway.standins`` on free ports, sets the contract's
-environment variables to them (contract §5), starts ``gateway run`` and prints
+environment variables to them (docs/contract.md §5), starts ``gateway run`` and prints
 curl lines to try. Ctrl-C stops everything.
 """
 

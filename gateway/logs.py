@@ -3,7 +3,7 @@
 The pipeline ends in :func:`redact_secrets`, so that no token, cookie,
 password, signature key or ``Authorization`` value reaches a log line even when
 a developer logs one by mistake. The request middleware emits one canonical
-line per request (contract §4).
+line per request (docs/contract.md §4).
 
 Level and format come from the config (``log.level``, ``log.format``); the
 environment variables ``GATEWAY_LOG_LEVEL`` and ``GATEWAY_LOG_FORMAT`` win over

@@ -1,7 +1,7 @@
 """No error escapes unchecked: every problem body the suite sees is validated.
 
 Registered from ``tests/conftest.py`` (``pytest_plugins``). An autouse fixture
-checks, against ``gateway/schemas/problem.json`` (contract §3):
+checks, against ``gateway/schemas/problem.json`` (docs/contract.md §3):
 
 - every body read with aiohttp (``ClientResponse.read``, hence ``.text()`` and
   ``.json()``) whose type is ``application/problem+json``: the in-process

@@ -1,4 +1,4 @@
-"""Upstream-agnostic error mapping (contract §3): status to code, safe text, shared shapes.
+"""Upstream-agnostic error mapping (docs/contract.md §3): status to code, safe text, shared shapes.
 
 Each ``gateway/upstreams/<name>_errors.py`` maps its own documented error
 shapes and uses these helpers for what every upstream shares:
@@ -102,7 +102,7 @@ _MAX_DEPTH = 8
 
 
 def code_for_status(status: int) -> str:
-    """The problem code for an upstream's HTTP error status (contract §3 catalogue)."""
+    """The problem code for an upstream's HTTP error status (docs/contract.md §3 catalogue)."""
     if status >= 500:
         return "upstream_error"
     return STATUS_CODES.get(status, "upstream_error")

@@ -1,4 +1,4 @@
-"""Path safety: the target is never anything but the configured base URL (contract §1).
+"""Path safety: the target is never anything but the configured base URL (docs/contract.md §1).
 
 The gateway receives ``/{upstream}/{path}`` and forwards ``{path}`` below the
 upstream's base path. :func:`safe_subpath` takes the *raw* (still

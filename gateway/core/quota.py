@@ -1,4 +1,4 @@
-"""Quota maths: GCRA, key strings, RateLimit header rendering (contract §2).
+"""Quota maths: GCRA, key strings, RateLimit header rendering (docs/contract.md §2).
 
 Pure: no I/O and no clock. Time is passed in as integer **microseconds**, the
 unit the Lua script (``gateway/lua/gcra.lua``) computes in from Redis ``TIME``.

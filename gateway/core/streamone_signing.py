@@ -1,4 +1,4 @@
-"""StreamOne API v3 request signing (``upstreams.md`` § streamone, Auth), pure.
+"""StreamOne API v3 request signing (docs/upstreams.md § streamone, Auth), pure.
 
 One call is built once, as bytes, and those exact bytes are signed and sent:
 
@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, quote_plus
 
 API_VERSION = "3"
 FORMAT = "json"
-# Parameters the caller may put in the query (contract §1); the gateway adds the rest.
+# Parameters the caller may put in the query (docs/contract.md §1); the gateway adds the rest.
 CALLER_PARAMETERS = ("account", "customer", "timezone")
 Pairs = list[tuple[str, str]]
 
@@ -66,7 +66,7 @@ def _scalar(name: str, value: Any) -> str:
 
 
 def form_arguments(args: Mapping[str, Any]) -> Pairs:
-    """A JSON object's members as StreamOne arguments (``upstreams.md``: arrays are
+    """A JSON object's members as StreamOne arguments (docs/upstreams.md: arrays are
     joined with commas, booleans are ``1``/``0``; ``null`` is the empty string, as
     the PHP SDK's ``setArgument`` makes it). Order is kept.
 
@@ -132,7 +132,7 @@ def encode_form(pairs: Sequence[tuple[str, str]]) -> bytes:
 
 def caller_parameters(raw_query: str) -> Pairs:
     """The caller's query: only ``account``, ``customer`` and ``timezone``, once each,
-    and never both ``account`` and ``customer`` (``upstreams.md``)."""
+    and never both ``account`` and ``customer`` (docs/upstreams.md)."""
     try:
         pairs = parse_qsl(raw_query, keep_blank_values=True, strict_parsing=bool(raw_query))
     except ValueError:

@@ -1,4 +1,4 @@
--- GCRA quotas for the gateway, in one round trip (contract §2).
+-- GCRA quotas for the gateway, in one round trip (docs/contract.md §2).
 --
 -- This script mirrors gateway/core/quota.py (evaluate, release_value,
 -- extend_cooldown) line for line; read the docstrings there for the why.

@@ -1,4 +1,4 @@
-"""Reserved operational endpoints: ``/healthz``, ``/readyz``, ``/metrics`` (contract §4)."""
+"""Reserved operational endpoints: ``/healthz``, ``/readyz``, ``/metrics`` (docs/contract.md §4)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ async def _reserved(request: web.Request) -> web.Response:
     raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
 
 
-# Reserved paths (contract §4): never proxied, whatever the method.
+# Reserved paths (docs/contract.md §4): never proxied, whatever the method.
 HANDLERS = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
 RESERVED = frozenset(HANDLERS)
 

@@ -1,4 +1,4 @@
-"""The limiter interface the proxy calls, and what every limiter shares (contract §2).
+"""The limiter interface the proxy calls, and what every limiter shares (docs/contract.md §2).
 
 Implementations: :class:`NoLimiter`; the in-memory GCRA
 (``limiter_memory.py``, used without ``REDIS_URL`` and as the ``local``
@@ -172,7 +172,7 @@ def decision_of(upstream: str, outcome: Outcome, backend: str) -> Decision:
 @functools.lru_cache(maxsize=4096)
 def _child(metric: Any, *labels: str) -> Any:
     """A labelled metric, looked up once: ``labels()`` costs more than the rest
-    of a decision's bookkeeping. The label values are bounded (contract §4)."""
+    of a decision's bookkeeping. The label values are bounded (docs/contract.md §4)."""
     return metric.labels(*labels)
 
 

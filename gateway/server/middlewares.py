@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.core.problem import PROBLEM_CONTENT_TYPE, Problem
+from gateway.core.problem import DEFAULT_PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Problem
 from gateway.core.secrets import mask_known
 from gateway.errors import CallerUnauthorized, GatewayError, InvalidRequest
 from gateway.logs import get_logger
@@ -45,12 +45,14 @@ def _request_id(request: web.Request) -> str:
 
 def problem_response(request: web.Request, problem: Problem) -> web.Response:
     info = request[INFO]
+    config = request.app.get(CONFIG)  # an app made of these middlewares alone has none
+    base = DEFAULT_PROBLEM_BASE if config is None else config.problem_base_url
     # An upstream may echo a credential back: known secret values never leave.
     body = mask_known(
         problem.to_json(
             instance=request.path[:512],
             request_id=info.request_id,
-            base=request.app[CONFIG].problem_base_url,
+            base=base,
         ).decode()
     ).encode()
     resp = web.Response(status=problem.http_status, body=body, content_type=PROBLEM_CONTENT_TYPE)

@@ -1,4 +1,4 @@
-"""The proxy handler: route, quota, sign, send, map the answer (contract §1-§3)."""
+"""The proxy handler: route, quota, sign, send, map the answer (docs/contract.md §1-§3)."""
 
 from __future__ import annotations
 

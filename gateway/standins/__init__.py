@@ -1,4 +1,4 @@
-"""Local stand-ins of the four upstream APIs (see ``shared/upstreams.md``).
+"""Local stand-ins of the four upstream APIs (see docs/upstreams.md).
 
 They verify authentication the way the real services would, enforce the
 documented quotas and answer with the documented success and error shapes.

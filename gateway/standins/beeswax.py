@@ -1,4 +1,4 @@
-"""Local stand-in of the Beeswax "Buzz" API (``shared/upstreams.md``, "beeswax").
+"""Local stand-in of the Beeswax "Buzz" API (docs/upstreams.md § beeswax).
 
 Routes (all but login need the ``<buzz_key>_buzz_cookie`` session cookie):
 

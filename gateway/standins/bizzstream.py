@@ -1,4 +1,4 @@
-"""Local stand-in of the BizzStream REST API (``shared/upstreams.md``, "bizzstream").
+"""Local stand-in of the BizzStream REST API (docs/upstreams.md § bizzstream).
 
 Routes:
 

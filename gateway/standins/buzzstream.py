@@ -1,4 +1,4 @@
-"""A local stand-in of the BuzzStream API v1.0 (``upstreams.md`` § buzzstream).
+"""A local stand-in of the BuzzStream API v1.0 (docs/upstreams.md § buzzstream).
 
 Served under ``/v1``; every call but the approval page is OAuth 1.0a signed and
 rate-limited per user (see :mod:`.buzzstream_oauth`, which also serves the

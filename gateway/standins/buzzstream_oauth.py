@@ -1,4 +1,4 @@
-"""The auth edge of the BuzzStream stand-in (``upstreams.md`` § buzzstream, Auth).
+"""The auth edge of the BuzzStream stand-in (docs/upstreams.md § buzzstream, Auth).
 
 - :func:`signed` wraps a resource handler: it verifies the OAuth 1.0a signature
   (:mod:`.oauth1_verify`), fills in the request's record, then applies the rate

@@ -1,4 +1,4 @@
-"""A local stand-in of the StreamOne platform API v3 (``upstreams.md`` § streamone).
+"""A local stand-in of the StreamOne platform API v3 (docs/upstreams.md § streamone).
 
 ``POST /api/<command>/<action>``: parameters in the query (signed, see
 :mod:`.streamone_verify`), arguments in a form-encoded body. The reply is always

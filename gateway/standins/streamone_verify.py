@@ -1,4 +1,4 @@
-"""StreamOne API v3 signature verification (``upstreams.md`` § streamone, Auth).
+"""StreamOne API v3 signature verification (docs/upstreams.md § streamone, Auth).
 
 Written from the spec with the standard library only, as the independent check
 of the gateway's signing. The server checks the bytes it received, in the order

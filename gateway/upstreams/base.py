@@ -8,7 +8,7 @@ The auth interface follows httpx's ``Auth.auth_flow`` in spirit, cut to what the
 driver loop in ``server/driver.py`` needs::
 
     await auth.bind(ctx)                           # per-user or shared credentials
-    key = auth.account(ctx)                        # the quota key (contract §2)
+    key = auth.account(ctx)                        # the quota key (docs/contract.md §2)
     request = await auth.prepare(request, ctx)     # attach credentials / sign
     reply = await send(request)
     auth.observe(reply, ctx)                       # e.g. store every Set-Cookie

@@ -1,13 +1,13 @@
 """Beeswax "Buzz" API: one session cookie jar per tenant, renewed single-flight.
 
-Auth (``upstreams.md`` § beeswax):
+Auth (docs/upstreams.md § beeswax):
 
 - Log in with ``POST <login_path>`` and JSON ``{"email", "password",
   "keep_logged_in"}``; keep every ``Set-Cookie`` of every reply in the tenant's
   jar (:mod:`gateway.upstreams.beeswax_cookies`) and send the jar on each call.
 - On a 401, log in again single-flight: the calls that met the same expired
   session wait for one login and are each replayed once. A 401 can also mean
-  "no rights" (``upstreams.md``), so a 401 only logs in again when it can mean
+  "no rights" (docs/upstreams.md), so a 401 only logs in again when it can mean
   an ended session, and never more often than ``min_login_interval``
   (:meth:`SessionCookieAuth.rejected`); otherwise it is final
   (``upstream_auth_failed``, no replay) and cannot exhaust the login quota.
@@ -27,7 +27,7 @@ another account (session fixation).
 
 Per-user credentials: ``auth.users.<X-Gateway-User>`` with its own email and
 password gets its own jar. The quota key is the login email: the tenant
-account whose session makes the call (contract §2).
+account whose session makes the call (docs/contract.md §2).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Beeswax mints new session cookies along the way (``keep_logged_in``, rotation),
 so the jar stores every ``Set-Cookie`` of every reply, not only the login's
-(``upstreams.md`` § beeswax). Parsing follows RFC 6265 §5.2, cut to what one
+(docs/upstreams.md § beeswax). Parsing follows RFC 6265 §5.2, cut to what one
 tenant host needs: name, value, ``Max-Age`` (which wins) and ``Expires``;
 ``Max-Age<=0`` or a past ``Expires`` deletes the cookie. ``Path`` and
 ``Domain`` are not used: the jar belongs to one host and its API. Every value

@@ -1,6 +1,6 @@
-"""beeswax: map error replies to the gateway's problem schema (contract §3).
+"""beeswax: map error replies to the gateway's problem schema (docs/contract.md §3).
 
-Shapes (``upstreams.md`` § beeswax):
+Shapes (docs/upstreams.md § beeswax):
 
 - **0.5 envelope** ``{"success": bool, "payload": ..., "message": ..., "errors": [...]}``.
   ``ERROR:`` lines go to ``detail``, ``WARNING:`` lines to ``warnings``.
@@ -184,7 +184,7 @@ def parse_error(reply: UpstreamReply) -> Problem | None:
 def partial_failure_headers(reply: UpstreamReply) -> Headers:
     """``Gateway-Partial-Failure: true`` on a successful 0.5 reply whose results hold failures.
 
-    The reply itself passes through unchanged (contract §3); this is the
+    The reply itself passes through unchanged (docs/contract.md §3); this is the
     :attr:`UpstreamSpec.success_headers` hook.
     """
     if reply.truncated or b'"success"' not in (reply.body or b""):

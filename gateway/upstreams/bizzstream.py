@@ -1,6 +1,6 @@
 """BizzStream REST API: bearer token plus ``environment-id`` header.
 
-Auth (``upstreams.md`` § bizzstream): every call carries ``Authorization: Bearer
+Auth (docs/upstreams.md § bizzstream): every call carries ``Authorization: Bearer
 <token>`` and ``environment-id``. The token comes from a provider
 (:mod:`gateway.upstreams.tokens`: static, file, OAuth 2 client credentials).
 On a 401 whose body says ``token_expired`` the token is renewed once
@@ -9,7 +9,7 @@ On a 401 whose body says ``token_expired`` the token is renewed once
 
 Per-user credentials: ``auth.users.<X-Gateway-User>`` may give its own provider
 (and environment); otherwise the shared one is used. The quota key is the
-environment id (contract §2).
+environment id (docs/contract.md §2).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""bizzstream: map error replies to the gateway's problem schema (contract §3).
+"""bizzstream: map error replies to the gateway's problem schema (docs/contract.md §3).
 
-BizzStream's error body (``upstreams.md`` § bizzstream)::
+BizzStream's error body (docs/upstreams.md § bizzstream)::
 
     {"status": "error", "error": "validation_error", "description": "...",
      "message": "...", "userDescription": "...", "validationErrors": [...]}

@@ -1,6 +1,6 @@
 """BuzzStream API v1.0: OAuth 1.0a HMAC-SHA1 (RFC 5849), 2- and 3-legged.
 
-Auth (``upstreams.md`` § buzzstream): every attempt is signed afresh (new nonce
+Auth (docs/upstreams.md § buzzstream): every attempt is signed afresh (new nonce
 and timestamp) by :func:`gateway.core.oauth1.sign` into an ``Authorization:
 OAuth`` header. The query is signed; a form-encoded body is signed (so it is
 buffered); any other body is not signed and streams through.
@@ -13,7 +13,7 @@ Credentials for a call, in this order (docs/auth.md):
 3. otherwise the consumer credentials alone (2-legged).
 
 The quota key is ``user:<id>`` for a user's token, else the consumer key
-(contract §2). BuzzStream tokens do not expire, so nothing is ever renewed.
+(docs/contract.md §2). BuzzStream tokens do not expire, so nothing is ever renewed.
 """
 
 from __future__ import annotations

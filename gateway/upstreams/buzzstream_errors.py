@@ -1,6 +1,6 @@
-"""buzzstream: map error replies to the gateway's problem schema (contract §3).
+"""buzzstream: map error replies to the gateway's problem schema (docs/contract.md §3).
 
-BuzzStream's error format is open (``upstreams.md`` § buzzstream). Accepted:
+BuzzStream's error format is open (docs/upstreams.md § buzzstream). Accepted:
 
 - JSON ``{"message": "..."}`` (what the stand-in sends), ``{"error": "..."}``,
   ``{"error": {"message": ..., "code": ...}}``, ``{"errors": [...]}`` (strings,

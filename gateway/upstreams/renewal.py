@@ -2,7 +2,7 @@
 
 :class:`SingleFlight`: concurrent calls that saw the *same* stale credential wait
 on one lock, and only the first performs the login; the others find the
-credential already changed and simply replay (``upstreams.md``: 100 concurrent
+credential already changed and simply replay (docs/upstreams.md: 100 concurrent
 calls that meet an expired session cause one login).
 
 :class:`Backoff`: after a refused or throttled login, no further login is tried

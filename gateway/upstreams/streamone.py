@@ -2,7 +2,7 @@
 
 ``POST /streamone/{command}/{action}`` goes to ``<base>/api/{command}/{action}``
 (``map_path``). :meth:`SignedQueryAuth.prepare` builds the call once and signs
-exactly the bytes it sends (``upstreams.md`` § streamone, Auth):
+exactly the bytes it sends (docs/upstreams.md § streamone, Auth):
 
 - the arguments: a form body or a JSON object (lists comma-joined, booleans
   ``1``/``0``, null empty), written again as the official PHP SDK writes them
@@ -21,9 +21,9 @@ and a 282 call is replayed once. The login proof is the official SDK's
 (:mod:`gateway.core.streamone_password`), with ``v2hash`` when
 ``session/initialize`` asks for it. The session calls go to the same API root as
 the call itself: ``<base path>/api/session/...`` (:func:`api_root`), so a call
-of a session actor must have the contract's shape, ``{command}/{action}``.
+of a session actor must have the contract's shape (docs/contract.md §1), ``{command}/{action}``.
 ``auth.users.<X-Gateway-User>`` may name another actor. The quota key is the
-actor (contract §2).
+actor (docs/contract.md §2).
 """
 
 from __future__ import annotations

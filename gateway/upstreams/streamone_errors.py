@@ -1,7 +1,7 @@
-"""streamone: map error replies to the gateway's problem schema (contract §3).
+"""streamone: map error replies to the gateway's problem schema (docs/contract.md §3).
 
 StreamOne answers HTTP 200 with ``{"header": {"status": S, "statusmessage": ...}, "body": ...}``
-(``upstreams.md`` § streamone); ``S != 0`` is an error hidden in a 200.
+(docs/upstreams.md § streamone); ``S != 0`` is an error hidden in a 200.
 ``upstream_code`` is the status name (:data:`STATUS_NAMES`, else ``STATUS_<n>``);
 ``detail`` is ``statusmessage`` when safe.
 

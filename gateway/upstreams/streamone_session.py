@@ -1,4 +1,4 @@
-"""StreamOne sessions (``upstreams.md`` § streamone, Sessions): an application logs a
+"""StreamOne sessions (docs/upstreams.md § streamone, Sessions): an application logs a
 user in, then signs calls with ``application_psk + session_key``.
 
 1. ``session/initialize`` with ``user`` and ``userip`` → ``challenge``, ``salt``,

@@ -1,4 +1,4 @@
-"""Bearer-token providers (``upstreams.md`` § bizzstream, Auth): where a token comes from.
+"""Bearer-token providers (docs/upstreams.md § bizzstream, Auth): where a token comes from.
 
 - :class:`StaticToken`             a configured value; it cannot be renewed.
 - :class:`FileToken`               a file (a mounted Kubernetes secret), re-read when

@@ -1,4 +1,4 @@
-"""Path safety (contract §1): hostile paths never leave the base path."""
+"""Path safety (docs/contract.md §1): hostile paths never leave the base path."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """BizzStream errors end to end: the in-process gateway over loopback to the real stand-in.
 
-BizzStream does not hide errors in 2xx replies (``upstreams.md``): a 200 passes
+BizzStream does not hide errors in 2xx replies (docs/upstreams.md): a 200 passes
 through byte for byte even when its content reads like an error.
 """
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from structlog.testing import capture_logs
 
@@ -127,7 +128,7 @@ async def test_readyz_fails_when_redis_is_unreachable(
 )
 def test_retry_after_is_never_earlier_than_retry_after(seconds: float, header: str) -> None:
     """RFC 9110 §10.2.3: a client that obeys the header must not come back too early."""
-    request = make_mocked_request("GET", "/bizzstream/x")
+    request = make_mocked_request("GET", "/bizzstream/x", app=web.Application())
     request[INFO] = RequestInfo(request_id="rid")
     problem = Problem(
         code="rate_limited", detail="slow down", retry_after=seconds, source="gateway"

@@ -1,4 +1,4 @@
-"""No secret ever appears in logs, metrics or error bodies (contract §4, issue 3).
+"""No secret ever appears in logs, metrics or error bodies (docs/contract.md §4, issue 3).
 
 One full run of a real gateway process (debug logging, Redis, caller
 authentication) against real stand-ins whose credentials are distinctive

@@ -1,10 +1,12 @@
-"""deploy/kubernetes: schema-valid at a current Kubernetes, and consistent (issue 6 §6).
+"""deploy/kubernetes: schema-valid at a current Kubernetes, and consistent (issues 6 and 14).
 
 ``kubernetes-validate`` (strict: unknown fields are errors) checks every
 resource of the kustomization at the newest Kubernetes the installed package
 knows. The rest checks what a schema cannot: the sidecar is native, its probes
-hit the gateway's ops port, the Secret holds every key the pod reads, and the
-mounted config loads with the real loader under the pod's environment.
+hit the gateway's ops port, the Secret holds every key the pod reads, the
+mounted config loads with the real loader under the pod's environment, the
+onboarding listener alone is exposed to browsers (only the callback and the
+problem pages routed), and Redis keeps the onboarded tokens on disk (AOF).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ CONTRACT_ENV = {
     "BEESWAX_URL", "BEESWAX_EMAIL", "BEESWAX_PASSWORD",
     "BUZZSTREAM_URL", "BUZZSTREAM_CONSUMER_KEY", "BUZZSTREAM_CONSUMER_SECRET",
     "STREAMONE_URL", "STREAMONE_AUTH_TYPE", "STREAMONE_ACTOR_ID", "STREAMONE_PSK", "REDIS_URL",
+    "GATEWAY_PUBLIC_URL", "GATEWAY_TOKEN_STORE_KEY",
 }  # fmt: skip
 SECRET_ENV = CONTRACT_ENV - {
     "BIZZSTREAM_URL",
@@ -32,6 +35,7 @@ SECRET_ENV = CONTRACT_ENV - {
     "BUZZSTREAM_URL",
     "STREAMONE_URL",
     "STREAMONE_AUTH_TYPE",
+    "GATEWAY_PUBLIC_URL",
 }
 
 
@@ -57,6 +61,13 @@ def _gateway(pod: dict[str, Any]) -> dict[str, Any]:
     return sidecar
 
 
+def _port(name: str) -> dict[str, Any]:
+    (port,) = [
+        p for p in _gateway(_app()["spec"]["template"]["spec"])["ports"] if p["name"] == name
+    ]
+    return port
+
+
 def test_every_resource_is_valid_at_the_newest_kubernetes_version() -> None:
     version = kubernetes_validate.latest_version()
     assert tuple(int(p) for p in version.split(".")[:2]) >= (1, 34)
@@ -77,7 +88,7 @@ def test_the_gateway_is_a_native_sidecar_with_probes_on_its_ops_port() -> None:
     pod = _app()["spec"]["template"]["spec"]
     gateway = _gateway(pod)
     assert gateway["restartPolicy"] == "Always"
-    (port,) = gateway["ports"]
+    port = _port("gateway-ops")
     assert gateway["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
     assert gateway["startupProbe"]["httpGet"]["path"] == "/healthz"
     assert gateway["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
@@ -128,7 +139,11 @@ def test_the_mounted_config_loads_under_the_pods_environment(tmp_path: Path) -> 
     path.write_text(configmap["data"]["gateway.yaml"])
     config = load_config(path, env)  # the real loader: every ${VAR} must be set
     assert config.listen_host == "127.0.0.1"  # the proxy stays inside the pod
-    assert config.ops_listen == ("0.0.0.0", gateway["ports"][0]["containerPort"])
+    assert config.ops_listen == ("0.0.0.0", _port("gateway-ops")["containerPort"])
+    assert config.onboarding_listen == ("0.0.0.0", _port("gateway-onboard")["containerPort"])
+    host = _find("Ingress", "gateway-onboarding")["spec"]["rules"][0]["host"]
+    assert config.public_url == f"https://{host}"  # BuzzStream sends browsers there
+    assert config.token_store_key is not None  # onboarded tokens survive restarts
     assert config.redis.replicas == _app()["spec"]["replicas"]
     assert set(config.upstreams) == {"bizzstream", "beeswax", "buzzstream", "streamone"}
     # Kubernetes waits longer than the gateway drains.
@@ -138,7 +153,7 @@ def test_the_mounted_config_loads_under_the_pods_environment(tmp_path: Path) -> 
 def test_scraping_reaches_the_ops_port() -> None:
     pod_template = _app()["spec"]["template"]
     labels = pod_template["metadata"]["labels"]
-    port = _gateway(pod_template["spec"])["ports"][0]
+    port = _port("gateway-ops")
     service = _find("Service", "example-app-gateway-metrics")
     assert service["spec"]["selector"].items() <= labels.items()
     assert service["spec"]["ports"][0]["targetPort"] == port["name"]
@@ -157,5 +172,30 @@ def test_redis_is_there_for_the_shared_quotas() -> None:
     assert url.startswith(
         f"redis://{redis['metadata']['name']}:{redis['spec']['ports'][0]['port']}"
     )
-    deployment = _find("Deployment", "gateway-redis")
-    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    redis_set = _find("StatefulSet", "gateway-redis")
+    pod = redis_set["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"  # onboarded tokens are kept on disk
+    (claim,) = redis_set["spec"]["volumeClaimTemplates"]
+    (mount,) = container["volumeMounts"]
+    assert mount["name"] == claim["metadata"]["name"]
+    assert args[args.index("--dir") + 1] == mount["mountPath"]
+    assert args[args.index("--maxmemory-policy") + 1].startswith("volatile-")  # tokens stay
+
+
+def test_only_the_onboarding_listener_is_exposed_to_browsers() -> None:
+    labels = _app()["spec"]["template"]["metadata"]["labels"]
+    service = _find("Service", "gateway-onboarding")
+    assert service["spec"]["selector"].items() <= labels.items()
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] == _port("gateway-onboard")["name"]
+    ingress = _find("Ingress", "gateway-onboarding")
+    (rule,) = ingress["spec"]["rules"]
+    routed = {(p["path"], p["pathType"]) for p in rule["http"]["paths"]}
+    assert routed == {("/oauth/buzzstream/callback", "Exact"), ("/problems", "Prefix")}
+    for path in rule["http"]["paths"]:
+        backend = path["backend"]["service"]
+        assert (backend["name"], backend["port"]["name"]) == ("gateway-onboarding", port["name"])
+    assert ingress["spec"]["tls"][0]["hosts"] == [rule["host"]]
