@@ -8,14 +8,22 @@ STAMP  := $(VENV)/.installed-stamp
 
 venv: $(STAMP)
 
+# The first run takes about two minutes (a fresh venv and every dependency); each
+# step says what it does, since pip itself is kept quiet.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@echo "==> [1/3] creating the virtualenv $(VENV) (first run only: about 2 minutes in all)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "==> [2/3] upgrading pip"
+	@$(BIN)/pip install --quiet --upgrade pip
+	@echo "==> [3/3] installing the gateway and its dependencies (aiohttp, redis, authlib, ...)"
+	@$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+	@echo "==> ready: $(VENV)"
 
-## make run: start the four stand-ins and the gateway (in-memory limits unless REDIS_URL is set)
+## make run: start the four stand-ins and the gateway (in-memory limits unless REDIS_URL is set).
+## Ctrl-C stops it; from a script send SIGTERM to make (make passes SIGTERM on, and a
+## script's background job ignores SIGINT).
 run: venv
 	$(BIN)/python -m gateway.devrun
 

@@ -222,8 +222,6 @@ _NO_REDIS = RedisConfig(None, 0.05, "local", 1, "gw", 1.0)
 
 def _redis(redis: Section) -> RedisConfig:
     redis_url = redis.optional_str("url")
-    if redis_url is not None and not redis_url.startswith(REDIS_SCHEMES):
-        raise ConfigError(f"{redis.key('url')}: expected a redis://, rediss:// or unix:// URL")
     cfg = RedisConfig(
         url=Secret(redis_url) if redis_url else None,
         timeout=redis.duration("timeout", 0.05),
@@ -233,7 +231,9 @@ def _redis(redis: Section) -> RedisConfig:
         probe_interval=redis.duration("probe_interval", 1.0),
         batch=redis.flag("batch", True),
     )
-    redis.done()
+    redis.done()  # every other key is checked before a bad URL ends this section
+    if redis_url is not None and not redis_url.startswith(REDIS_SCHEMES):
+        raise ConfigError(f"{redis.key('url')}: expected a redis://, rediss:// or unix:// URL")
     return cfg
 
 

@@ -2,7 +2,11 @@
 
 Starts ``python -m gateway.standins`` on free ports, sets the contract's
 environment variables to them (docs/contract.md §5), starts ``gateway run`` and prints
-curl lines to try. Ctrl-C stops everything.
+curl lines to try (with ``-i``, so the RateLimit and X-Request-Id headers
+show). Ctrl-C stops everything, and so does SIGTERM (``kill <pid of make>``:
+make passes SIGTERM on to its recipe). SIGINT is honoured even when the shell
+that started us made it ignored (a script's background job), so ``kill -INT``
+on this process works too; make itself, in that case, ignores it.
 """
 
 from __future__ import annotations
@@ -73,8 +77,11 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main() -> int:
-    # `make` and process managers stop us with SIGTERM: clean up as for Ctrl-C.
+    # `make` and process managers stop us with SIGTERM: clean up as for Ctrl-C. A
+    # script's background job inherits SIGINT ignored: take it back.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    print("make run: starting the four stand-ins and the gateway...", flush=True)
     standins, urls = start_standins(
         ["--bizzstream-port", "0", "--beeswax-port", "0", "--buzzstream-port", "0",
          "--streamone-port", "0"]
@@ -89,17 +96,18 @@ def main() -> int:
         print(
             f"""
 The gateway listens on {base}, in front of local stand-ins of the four upstreams.
-Try:
-  curl -s '{base}/bizzstream/api/v1/documents?ddName=orders'
-  curl -s -X POST '{base}/bizzstream/api/v1/documents?ddName=orders' \\
+Try (-i shows the headers: X-Request-Id, RateLimit-Policy, RateLimit):
+  curl -i '{base}/bizzstream/api/v1/documents?ddName=orders'
+  curl -i -X POST '{base}/bizzstream/api/v1/documents?ddName=orders' \\
        -H 'Content-Type: application/json' -d '{{"number": 1}}'
-  curl -s '{base}/beeswax/rest/advertiser'
-  curl -s '{base}/buzzstream/websites?max_results=2'
-  curl -s -X POST '{base}/streamone/item/view' \\
+  curl -i '{base}/beeswax/rest/advertiser'
+  curl -i '{base}/buzzstream/websites?max_results=2'     # RateLimit: "per_account";...
+  curl -i -X POST '{base}/streamone/item/view' \\
        -H 'Content-Type: application/json' -d '{{"id": "item1"}}'
-  curl -s '{base}/nowhere/x'            # an unknown upstream: a problem+json 404
+  curl -i '{base}/nowhere/x'            # an unknown upstream: a problem+json 404
+  curl -i '{base}/problems/unknown_upstream'   # what that problem's type means
   curl -s '{base}/readyz'; curl -s '{base}/metrics' | head
-Ctrl-C stops everything.
+Ctrl-C stops everything (from a script: kill -TERM the make process).
 """,
             flush=True,
         )
