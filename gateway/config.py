@@ -102,6 +102,9 @@ class GatewayConfig:
     onboarding_listen: tuple[str, int] | None = None
     # Problem `type` URIs are `<problem_base_url>/<code>` (default <public_url>/problems).
     problem_base_url: str = "http://127.0.0.1:8080/problems"
+    # public_url was configured (not the listen address): links to upstreams are
+    # rewritten to it, else to the Host each request came with (core/links.py).
+    public_url_set: bool = False
 
 
 def _listen_url(host: str, port: int) -> str:
@@ -306,6 +309,7 @@ def _parse(data: Any, env: Mapping[str, str], problems: Problems) -> GatewayConf
         problem_base_url=problems.attempt(
             lambda: _absolute_url(root, "problem_base_url", public_url + "/problems"), ""
         ),
+        public_url_set=root.optional_str("public_url") is not None,
     )
     root.done()
     return cfg

@@ -15,6 +15,7 @@ from gateway.config import UpstreamConfig
 from gateway.core.content_coding import upstream_accept_encoding
 from gateway.core.errormap import MAX_ERROR_BODY
 from gateway.core.headers import forwardable_reply_headers, forwardable_request_headers
+from gateway.core.links import LinkMap, is_json, relink_body, relink_headers
 from gateway.core.messages import (
     Headers,
     OutboundRequest,
@@ -199,13 +200,15 @@ async def _proxy(
             auth,
             outbound,
             ctx,
-            read_body=lambda status: inspect_limit(spec, status),
+            read_body=lambda head: inspect_limit(spec, head),
             body=lambda: _caller_body(request, cfg.max_body_bytes, name),
         )
     finally:
         info.upstream_seconds += time.perf_counter() - started
     reply = result.reply
     info.upstream_status = reply.status
+    links = link_map(request, cfg, spec)
+    reply = replace(reply, headers=relink_headers(reply.headers, links))
 
     is_error = reply.status >= 400
     if reply.body is not None and (is_error or not reply.truncated):
@@ -221,6 +224,8 @@ async def _proxy(
                 metrics.upstream_throttled.labels(name).inc()
                 await state.limiter.cooldown(name, account, problem.retry_after or 1.0)
             raise UpstreamProblem(problem.with_upstream(name))
+        if spec.links_in_body:
+            reply = relink_body(reply, links)
         return _buffered_response(reply, spec.success_headers(reply), reply.wire_body or b"")
     if result.response is None:  # all read, but its content is over the bound: not parsed
         return _buffered_response(reply, (), reply.wire_body or b"")
@@ -229,13 +234,24 @@ async def _proxy(
     )
 
 
-def inspect_limit(spec: UpstreamSpec, status: int) -> int:
-    """How much of a reply body to read before deciding: errors and hidden-error 200s."""
-    if status >= 400:
+def inspect_limit(spec: UpstreamSpec, head: UpstreamReply) -> int:
+    """How much of a reply body to read before deciding: errors, hidden-error 200s,
+    and JSON successes whose links are rewritten."""
+    if head.status >= 400:
         return MAX_ERROR_BODY
-    if spec.errors_in_200 and 200 <= status < 300:
+    if 200 <= head.status < 300 and (
+        spec.errors_in_200 or (spec.links_in_body and is_json(head.content_type))
+    ):
         return MAX_INSPECT_BODY
     return 0
+
+
+def link_map(request: web.Request, cfg: UpstreamConfig, spec: UpstreamSpec) -> LinkMap:
+    """The upstream's own root and the gateway's URL for it: ``public_url`` when
+    configured, else the scheme and ``Host`` this request came with."""
+    config = request.app[CONFIG]
+    public = config.public_url if config.public_url_set else f"{request.scheme}://{request.host}"
+    return LinkMap(cfg.base_url + spec.map_path("/").rstrip("/"), f"{public}/{cfg.name}")
 
 
 def _reply_headers(reply: UpstreamReply, extra: Headers) -> list[tuple[str, str]]:

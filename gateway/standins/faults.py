@@ -19,6 +19,9 @@ that never check authentication and misbehave on purpose:
   whatever the client accepts: about 1 MB on the wire that inflates to
   ``{"message": "<spaces>"}``, ``?size=N`` bytes long (default 1 GiB);
   ``?cut=N`` leaves out its last N bytes (a broken gzip stream)
+- ``ANY {prefix}/__fault/location/{status}?path=/p``  that status with ``Location`` and
+  ``Content-Location`` the absolute URL of ``{prefix}/p`` on this server (a redirect,
+  or a 201 naming what it made, as any HTTP API may answer)
 
 :func:`recording_middleware` records every request except the inspection
 routes (``/__standin/...``) in the app's :class:`Recorder`; handlers reach the
@@ -229,6 +232,18 @@ async def _gzipbomb(request: web.Request) -> web.Response:
     )
 
 
+def _location(prefix: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        path = request.query.get("path", "/")
+        if not path.startswith("/"):
+            raise web.HTTPBadRequest(text="path must start with /")
+        url = f"{request.scheme}://{request.host}{prefix}{path}"
+        headers = {"Location": url, "Content-Location": url}
+        return web.json_response({"location": url}, status=_status(request), headers=headers)
+
+    return handler
+
+
 def add_fault_routes(app: web.Application, prefix: str) -> None:
     """Mount the ``/__fault/...`` routes under ``prefix`` (no auth checks)."""
     base = f"{prefix.rstrip('/')}/__fault"
@@ -242,3 +257,4 @@ def add_fault_routes(app: web.Application, prefix: str) -> None:
     app.router.add_route("*", f"{base}/drop", _drop)
     app.router.add_route("*", f"{base}/trickle", _trickle)
     app.router.add_route("*", f"{base}/gzipbomb/{{status}}", _gzipbomb)
+    app.router.add_route("*", f"{base}/location/{{status}}", _location(prefix.rstrip("/")))

@@ -127,6 +127,9 @@ class UpstreamSpec:
     parse_error: Callable[[UpstreamReply], Problem | None]
     # True when errors hide inside HTTP 200 replies (the body must be read).
     errors_in_200: bool = False
+    # True when its JSON success bodies name resources by absolute URLs under its
+    # base URL (BuzzStream): they are rewritten to the gateway (core/links.py).
+    links_in_body: bool = False
     # Default rate-limit policies, as config mappings (see docs/ratelimits.md).
     default_limits: tuple[Mapping[str, Any], ...] = ()
     # Maps the caller's safe sub-path to the path below the base URL (StreamOne: /api).

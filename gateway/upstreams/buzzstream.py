@@ -157,6 +157,7 @@ SPEC = UpstreamSpec(
     parse_auth=parse_auth,
     build_auth=OAuth1Auth,
     parse_error=parse_error,
+    links_in_body=True,  # every resource is an absolute URI (upstreams.md § buzzstream)
     default_limits=(
         {"name": "per_account", "match": "*", "limit": 5, "period": "1s", "burst": 1,
          "margin": "100ms", "on_exceed": "delay", "max_delay": "10s"},

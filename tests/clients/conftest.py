@@ -92,9 +92,11 @@ class Caller:
         return Reply(h.status_code, {k.lower(): v for k, v in h.headers.items()}, h.content)
 
     def raw(self, method: str, path: str, **kw: Any) -> tuple[dict[str, str], bytes]:
-        """The reply's headers and its body exactly as sent (not decompressed)."""
+        """The reply's headers and its body exactly as sent (not decompressed, and
+        not a redirect's target)."""
         url = self.base + path
         if self.kind == "requests":
+            kw.setdefault("allow_redirects", False)
             with self._requests.request(method, url, stream=True, timeout=30, **kw) as r:
                 body = r.raw.read(decode_content=False)
                 return {k.lower(): v for k, v in r.headers.items()}, body
