@@ -23,7 +23,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from authlib.oauth1.rfc5849.signature import (
     hmac_sha1_signature,
@@ -114,8 +114,16 @@ def request_parameters(
 
 
 def base_string_uri(url: str) -> str:
-    """RFC 5849 §3.4.1.2: lowercase scheme and host, default port dropped, no query."""
-    return str(normalize_base_string_uri(url))
+    """RFC 5849 §3.4.1.2: lowercase scheme and host, default port dropped, no query.
+
+    The path is kept exactly as sent, ``;params`` included: authlib's
+    normaliser (``urlparse``/``urlunparse``) drops an empty one, so
+    ``/websites;`` would be signed as ``/websites`` while ``/websites;`` is
+    sent. Only the scheme and authority go through it.
+    """
+    parts = urlsplit(url)
+    origin = str(normalize_base_string_uri(urlunsplit((parts.scheme, parts.netloc, "/", "", ""))))
+    return origin[:-1] + (parts.path or "/")
 
 
 def signature_base_string(method: str, uri: str, params: Iterable[tuple[str, str]]) -> str:

@@ -170,6 +170,7 @@ async def _proxy(
             body=body,
             streamed_body=False,
         )
+    spec.check_request(outbound)
 
     await auth.bind(ctx)  # per-user or shared credentials; may read the token store
     account = auth.account(ctx)

@@ -116,6 +116,10 @@ def no_headers(reply: UpstreamReply) -> Headers:
     return ()
 
 
+def no_check(request: OutboundRequest) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class UpstreamSpec:
     name: str
@@ -140,3 +144,6 @@ class UpstreamSpec:
     # (called with the auth settings and the outbound request; may raise a
     # GatewayError to refuse it). None: proxy it.
     answer_locally: Callable[[Any, OutboundRequest], LocalAnswer | None] = no_local_answer
+    # Refuses (raises InvalidRequest) a call the upstream must never get, with
+    # the body read when the auth signs it; before credentials and quota.
+    check_request: Callable[[OutboundRequest], None] = no_check

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 from gateway.config_reader import Secret, Section
 from gateway.core.messages import OutboundRequest, UpstreamReply
@@ -152,12 +153,33 @@ class OAuth1Auth:
         return self._signer(ctx).account
 
 
+def refuse_protocol_parameters(request: OutboundRequest) -> None:
+    """The caller's own ``oauth_*`` query or form parameters are refused (400).
+
+    The gateway signs every call itself; a caller's ``oauth_*`` parameters would
+    be signed over and sent next to the gateway's, the duplicated protocol
+    parameters that RFC 5849 §3.2 servers refuse. Only names are reported.
+    """
+    names = [k for k, _ in parse_qsl(request.query, keep_blank_values=True)]
+    if request.content_type == FORM and request.body:
+        text = request.body.decode("utf-8", "replace")
+        names += [k for k, _ in parse_qsl(text, keep_blank_values=True)]
+    found = sorted({n[:40] for n in names if n.startswith("oauth_")})
+    if found:
+        raise InvalidRequest(
+            "the gateway signs BuzzStream calls itself: remove the OAuth protocol"
+            f" parameter(s) {', '.join(found[:5])} from the query or form body",
+            upstream=NAME,
+        )
+
+
 SPEC = UpstreamSpec(
     name=NAME,
     parse_auth=parse_auth,
     build_auth=OAuth1Auth,
     parse_error=parse_error,
     links_in_body=True,  # every resource is an absolute URI (upstreams.md § buzzstream)
+    check_request=refuse_protocol_parameters,
     default_limits=(
         {"name": "per_account", "match": "*", "limit": 5, "period": "1s", "burst": 1,
          "margin": "100ms", "on_exceed": "delay", "max_delay": "10s"},

@@ -8,6 +8,9 @@ published "Creating a signature" example.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from urllib.parse import unquote
 
 import pytest
@@ -153,3 +156,37 @@ def test_authorization_header_encodes_values() -> None:
 def test_credentials_repr_hides_secrets() -> None:
     text = repr(OAuth1Credentials("ck", "consumer-secret", "tok", "token-secret"))
     assert "secret" not in text.replace("consumer_key", "")
+
+
+@pytest.mark.parametrize(
+    ("url", "uri"),
+    [
+        ("https://api.buzzstream.com/v1/websites;", "https://api.buzzstream.com/v1/websites;"),
+        ("https://API.buzzstream.com:443/v1/websites/1;", "https://api.buzzstream.com/v1/websites/1;"),
+        ("http://h:8080/v1/a;b;", "http://h:8080/v1/a;b;"),
+        ("http://h", "http://h/"),
+    ],
+)  # fmt: skip
+def test_base_string_uri_keeps_the_path_as_sent(url: str, uri: str) -> None:
+    """An empty ``;params`` is part of the path sent (RFC 3986 §3.3): it is signed."""
+    assert base_string_uri(url) == uri
+
+
+def test_a_path_ending_in_a_semicolon_is_signed_over_that_path() -> None:
+    """RFC 5849 §1.2's resource request, with ``;`` after the path; the expected
+    signature is computed here from the base string the RFC's steps give."""
+    creds = OAuth1Credentials(*PHOTOS_CONSUMER, "nnch734d00sl2jdk", "pfkkdhi9sl3r4s00")
+    signed = sign(
+        "GET", "http://photos.example.net/photos;", "file=vacation.jpg&size=original", "", b"",
+        creds, nonce="chapoH", timestamp=137131202, version=False,
+    )  # fmt: skip
+    base = (
+        "GET&http%3A%2F%2Fphotos.example.net%2Fphotos%3B&file%3Dvacation.jpg%26"
+        "oauth_consumer_key%3Ddpf43f3p2l4k3l03%26oauth_nonce%3DchapoH%26"
+        "oauth_signature_method%3DHMAC-SHA1%26oauth_timestamp%3D137131202%26"
+        "oauth_token%3Dnnch734d00sl2jdk%26size%3Doriginal"
+    )
+    assert signed.base_string == base
+    key = b"kd94hf93k423kf44&pfkkdhi9sl3r4s00"
+    expected = base64.b64encode(hmac.new(key, base.encode(), hashlib.sha1).digest()).decode()
+    assert signed.signature == expected != "MdpQcU8iPSUjWoN/UDMsK2sui9I="
