@@ -54,8 +54,8 @@ def test_ratelimit_headers_only_on_replies_a_policy_covers(client: Caller) -> No
     """README: BuzzStream's shipped per-user policy applies; BizzStream has none."""
     covered = client.call("GET", "/buzzstream/websites/1")
     assert covered.status == 200
-    assert covered.headers["ratelimit-policy"] == '"per_user";q=5;w=1'
-    assert covered.headers["ratelimit"].startswith('"per_user";r=')
+    assert covered.headers["ratelimit-policy"] == '"per_account";q=5;w=1'
+    assert covered.headers["ratelimit"].startswith('"per_account";r=')
     uncovered = client.call("GET", "/bizzstream/api/v1/documents?ddName=orders")
     assert uncovered.status == 200
     assert "ratelimit" not in uncovered.headers and "ratelimit-policy" not in uncovered.headers
