@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from yarl import URL
 from gateway.config_reader import Problems, Secret, Section, environ, interpolate
 from gateway.config_yaml import parse_yaml
 from gateway.errors import ConfigError
+from gateway.redis_url import parse_redis_url
 from gateway.upstreams import REGISTRY
 
 DEFAULT_CONFIG = "config/gateway.yaml"
@@ -80,6 +81,11 @@ class RedisConfig:
     key_prefix: str
     probe_interval: float
     batch: bool = True  # concurrent limiter calls share one pipelined round trip
+    # Upstream sessions kept in Redis for every replica (docs/fleet.md).
+    shared_sessions: bool = True
+    session_lock_ttl: float = 5.0  # the login lock's expiry (a dead holder delays this long)
+    session_wait: float = 15.0  # how long a replica waits for another one's login
+    mode: str = "single"  # "single" | "cluster" | "sentinel", from the URL's scheme
 
 
 @dataclass(frozen=True)
@@ -219,7 +225,6 @@ def _listen(env: Mapping[str, str], var: str, value: str | None, key: str) -> An
     return parse_listen(value, key) if value else None
 
 
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _NO_REDIS = RedisConfig(None, 0.05, "local", 1, "gw", 1.0)
 
 
@@ -233,10 +238,17 @@ def _redis(redis: Section) -> RedisConfig:
         key_prefix=redis.text("key_prefix", "gw"),
         probe_interval=redis.duration("probe_interval", 1.0),
         batch=redis.flag("batch", True),
+        shared_sessions=redis.flag("shared_sessions", True),
+        session_lock_ttl=redis.duration("session_lock_ttl", 5.0),
+        session_wait=redis.duration("session_wait", 15.0),
     )
     redis.done()  # every other key is checked before a bad URL ends this section
-    if redis_url is not None and not redis_url.startswith(REDIS_SCHEMES):
-        raise ConfigError(f"{redis.key('url')}: expected a redis://, rediss:// or unix:// URL")
+    if cfg.session_lock_ttl < 0.1:
+        raise ConfigError(f"{redis.key('session_lock_ttl')}: must be at least 100ms")
+    if cfg.session_wait <= 0:
+        raise ConfigError(f"{redis.key('session_wait')}: must be positive")
+    if redis_url is not None:  # the scheme chooses single, cluster or sentinel (errors: redis.url)
+        cfg = replace(cfg, mode=parse_redis_url(redis_url).mode)
     return cfg
 
 
@@ -312,6 +324,12 @@ def _parse(data: Any, env: Mapping[str, str], problems: Problems) -> GatewayConf
         public_url_set=root.optional_str("public_url") is not None,
     )
     root.done()
+    if redis_cfg.url is not None and redis_cfg.shared_sessions and cfg.token_store_key is None:
+        problems.add(
+            "token_store_key: required when upstream sessions are shared through Redis "
+            "(redis.url is set and redis.shared_sessions is true): they are encrypted with it. "
+            "Set GATEWAY_TOKEN_STORE_KEY, or redis.shared_sessions: false"
+        )
     return cfg
 
 

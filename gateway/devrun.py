@@ -87,6 +87,8 @@ def main() -> int:
          "--streamone-port", "0"]
     )  # fmt: skip
     env = {**os.environ, **{k: v for k, v in standin_env(urls).items() if k not in os.environ}}
+    if env.get("REDIS_URL"):  # shared upstream sessions need a key: a demo one here
+        env.setdefault("GATEWAY_TOKEN_STORE_KEY", "make-run-demo-store-key")
     listen = env.setdefault("GATEWAY_LISTEN", "127.0.0.1:8080")
     gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run"], env=env, text=True)
     base = f"http://{listen}"

@@ -49,7 +49,7 @@ UPSTREAM_FAILURES = (
     "disconnected",  # the upstream closed the connection before or during its reply
     "bad_reply",  # a reply that is not valid HTTP
 )
-RENEWAL_RESULTS = ("ok", "error")
+RENEWAL_RESULTS = ("ok", "error", "joined")  # joined: adopted another replica's login
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

@@ -153,6 +153,8 @@ def gateway_env(standins: Standins, redis_url: str | None = None, **extra: str) 
     if redis_url:
         env["REDIS_URL"] = redis_url
     env.update(extra)
+    if env.get("REDIS_URL"):  # shared upstream sessions are encrypted with it
+        env.setdefault("GATEWAY_TOKEN_STORE_KEY", "test-fleet-store-key")
     return env
 
 

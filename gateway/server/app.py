@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 from aiohttp import web, web_response
 from yarl import URL
 
@@ -20,6 +19,8 @@ from gateway.server.middlewares import MIDDLEWARES, add_gateway_headers
 from gateway.server.oauth_routes import add_oauth_routes
 from gateway.server.problem_pages import add_problem_routes
 from gateway.server.proxy import handle_proxy
+from gateway.server.redis_client import SESSION_TIMEOUT, connect
+from gateway.server.shared_sessions import create_fleet
 from gateway.server.state import GatewayState
 from gateway.server.stores import create_store
 from gateway.upstreams import REGISTRY
@@ -81,17 +82,19 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
             "limits_in_memory", detail="REDIS_URL is unset: limits and state are per process"
         )
     else:
-        state.redis = aioredis.Redis.from_url(
-            config.redis.url.reveal(),
-            socket_timeout=config.redis.timeout,
-            socket_connect_timeout=config.redis.timeout,
-            retry_on_timeout=False,
-            health_check_interval=0,
-        )
+        state.redis = connect(config.redis, config.redis.timeout)
     state.store = create_store(config, state.redis, app[METRICS])
+    sessions_redis = None
+    if state.redis is not None and config.redis.shared_sessions:
+        sessions_redis = connect(config.redis, SESSION_TIMEOUT)
+    fleet = create_fleet(config, sessions_redis, app[METRICS])
+    state.fleet = fleet
     yield
-    if state.redis is not None:
-        await state.redis.aclose()
+    if fleet is not None:
+        await fleet.aclose()
+    for client in (sessions_redis, state.redis):
+        if client is not None:
+            await client.aclose()
 
 
 async def _limiter(app: web.Application) -> AsyncIterator[None]:

@@ -160,7 +160,9 @@ async def _proxy(
         return _local_response(local)
     auth = state.auths[name]
     client = state.clients[name]
-    ctx = CallContext(upstream=name, user=info.user, store=state.token_store, send=client.send)
+    ctx = CallContext(
+        upstream=name, user=info.user, store=state.token_store, send=client.send, fleet=state.fleet
+    )
 
     if outbound.streamed_body and auth.needs_body(outbound):
         body = await read_body(request, cfg.max_body_bytes, name)

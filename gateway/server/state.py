@@ -7,7 +7,7 @@ from typing import Any
 
 from gateway.server.client import UpstreamClient
 from gateway.server.limiter import Limiter, NoLimiter
-from gateway.upstreams.base import KeyValueStore, UpstreamAuth
+from gateway.upstreams.base import KeyValueStore, SessionFleet, UpstreamAuth
 
 
 @dataclass
@@ -18,5 +18,6 @@ class GatewayState:
     store: KeyValueStore | None = None
     token_store: KeyValueStore | None = None  # per-user upstream tokens, encrypted at rest
     redis: Any = None  # redis.asyncio.Redis when REDIS_URL is set
+    fleet: SessionFleet | None = None  # upstream sessions shared through Redis
     shutting_down: bool = False
     extras: dict[str, Any] = field(default_factory=dict)

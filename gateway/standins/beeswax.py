@@ -16,6 +16,7 @@ Stats: ``logins``, ``login_failures``, ``login_throttled``, ``auth_failures``,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import secrets
@@ -42,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "rotate_every": 0,
     "rotation_grace": 5,
     "v2_campaign_count": 120,
+    "login_delay": 0,  # seconds a login takes (tests: a replica killed mid-login)
 }
 
 
@@ -101,6 +103,8 @@ async def authenticate(request: web.Request) -> web.Response:
         rec.count("login_failures")
         errors = ["ERROR: Invalid email or password"]
         return envelope(401, errors, message="Invalid credentials")
+    if float(s["login_delay"]) > 0:
+        await asyncio.sleep(float(s["login_delay"]))
     seen.auth_ok = True
     rec.count("logins")
     response = web.json_response({"success": "true", "message": "Cookie set successfully"})

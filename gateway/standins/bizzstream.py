@@ -6,6 +6,7 @@ Routes:
 - ``ANY  /api/v1/documents``     in-memory documents (GET/POST/PUT/PATCH/DELETE)
 - ``ANY  /api/v1/fail/{status}`` an error body with that status (500: internal_error)
 - ``ANY  /__fault/...``          see :mod:`gateway.standins.faults`
+- ``POST /__standin/expire_tokens`` every granted token expires now
 
 Every ``/api/...`` call needs ``Authorization: Bearer <token>`` and
 ``environment-id``. Stats: ``auth_failures`` (unauthorized and forbidden),
@@ -318,6 +319,14 @@ async def api(request: web.Request) -> web.Response:
     return error(404, "not_found", f"No route for {request.method} {request.path}.")
 
 
+async def expire_tokens(request: web.Request) -> web.Response:
+    """Every granted token expires now (its next use answers ``token_expired``)."""
+    granted = request.app[GRANTED]
+    for token in granted:
+        granted[token] = 0.0
+    return web.json_response({"ok": True, "expired": len(granted)})
+
+
 def create_app(settings: dict[str, Any] | None = None) -> web.Application:
     app = web.Application(middlewares=[gzip_middleware, recording_middleware])
     merged = json.loads(json.dumps(DEFAULTS))  # deep copy: lists are mutated at run time
@@ -326,6 +335,7 @@ def create_app(settings: dict[str, Any] | None = None) -> web.Application:
     app[STORE] = {}
     app[GRANTED] = {}
     app.router.add_post("/oauth/token", oauth_token)
+    app.router.add_post("/__standin/expire_tokens", expire_tokens)
     app.router.add_route("*", "/api/{tail:.*}", api)
     add_fault_routes(app, "")
     return app

@@ -18,7 +18,14 @@ driver loop in ``server/driver.py`` needs::
         reply = await send(request)                # replayed once, never more
 
 Every login or renewal that reaches the upstream is reported once through
-``ctx.renewal(ok)`` (the driver turns it into ``gateway_auth_renewals_total``).
+``ctx.renewal(ok)`` (the driver turns it into ``gateway_auth_renewals_total``);
+a renewal that adopted another replica's new session instead is reported
+through ``ctx.joined()`` (``result="joined"``).
+
+Upstream sessions (a Beeswax cookie jar, a StreamOne session, an OAuth 2
+client-credentials token) may be shared by every replica through
+``ctx.fleet`` (:class:`SessionFleet`, ``server/shared_sessions.py``: Redis,
+single-flight across replicas). Without it each process keeps its own.
 
 I/O that an auth needs (a login call, a token grant) goes through the injected
 :class:`Sender`, so this package never imports aiohttp.
@@ -35,6 +42,49 @@ from gateway.core.messages import Headers, OutboundRequest, UpstreamReply
 from gateway.core.problem import Problem
 
 Sender = Callable[[OutboundRequest], Awaitable[UpstreamReply]]
+
+
+@dataclass(frozen=True)
+class SharedSession:
+    """One upstream session as the fleet shares it: ``id`` is unique per login
+    (so "the session that was rejected" is named exactly), ``data`` is the
+    auth's own JSON-able state (cookies, session id and key, a token)."""
+
+    id: str
+    data: Mapping[str, Any]
+
+    def __repr__(self) -> str:  # data holds credentials
+        return f"SharedSession(id={self.id!r})"
+
+
+Login = Callable[[], Awaitable[tuple[dict[str, Any], float | None]]]
+
+
+class SessionFleet(Protocol):
+    """Upstream sessions shared by every gateway replica (``docs/operations.md``,
+    Running a fleet). ``key`` names one session: the upstream and its account."""
+
+    async def load(self, upstream: str, key: str) -> SharedSession | None:
+        """The fleet's current session, if any (None also when Redis fails)."""
+        ...
+
+    async def renew(
+        self,
+        upstream: str,
+        key: str,
+        fresh: Callable[[SharedSession | None], bool],
+        login: Login,
+    ) -> tuple[SharedSession, bool]:
+        """A session for which ``fresh`` holds: the fleet's if it already is
+        (True: joined), else after one replica's ``login`` (single-flight across
+        replicas; its ``(data, ttl)`` is stored). Waiting for another replica's
+        login is bounded; then an ``upstream_unavailable`` error."""
+        ...
+
+    def publish(self, upstream: str, key: str, session: SharedSession, ttl: float | None) -> None:
+        """Store an update of the same login (rotated cookies, a later expiry),
+        in the background, unless another login replaced it meanwhile."""
+        ...
 
 
 class KeyValueStore(Protocol):
@@ -58,12 +108,18 @@ class CallContext:
     renewed: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
     credential: Any = None  # what bind() chose for this call (per-user or shared)
-    on_renewal: Callable[[str], None] | None = None  # called with "ok" | "error"
+    on_renewal: Callable[[str], None] | None = None  # called with "ok" | "error" | "joined"
+    fleet: SessionFleet | None = None  # sessions shared by every replica (Redis)
 
     def renewal(self, ok: bool) -> None:
         """Report one login or renewal that reached the upstream (metrics)."""
         if self.on_renewal is not None:
             self.on_renewal("ok" if ok else "error")
+
+    def joined(self) -> None:
+        """Report a renewal that adopted another replica's login instead (metrics)."""
+        if self.on_renewal is not None:
+            self.on_renewal("joined")
 
 
 class UpstreamAuth(Protocol):

@@ -25,6 +25,9 @@ anything is sent, and cookies are only ever taken from replies to calls the
 gateway signed itself; otherwise a caller could log the shared jar in as
 another account (session fixation).
 
+Fleet: with Redis, every replica shares each login's jar (one login for the
+fleet, single-flight across replicas; :mod:`gateway.upstreams.beeswax_fleet`).
+
 Per-user credentials: ``auth.users.<X-Gateway-User>`` with its own email and
 password gets its own jar. The quota key is the login email: the tenant
 account whose session makes the call (docs/contract.md §2).
@@ -48,6 +51,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamProblem,
 )
+from gateway.upstreams import beeswax_fleet as fleet
 from gateway.upstreams.base import CallContext, UpstreamSpec
 from gateway.upstreams.beeswax_cookies import CookieJar
 from gateway.upstreams.beeswax_errors import parse_error, partial_failure_headers
@@ -103,6 +107,8 @@ class TenantSession:
     obtained_at: float = float("-inf")  # when the current session was logged in
     worked: bool = False  # the current session has had a reply other than 401
     relogin_at: float = float("-inf")  # the last login caused by a 401
+    shared_id: str | None = None  # the fleet's login this jar holds (Redis)
+    synced: float = float("-inf")  # the last look at the fleet's jar
 
 
 class SessionCookieAuth:
@@ -114,6 +120,7 @@ class SessionCookieAuth:
     ) -> None:
         self.settings = settings
         self._clock = clock
+        self._wall = wall_clock
 
         def session(login: BeeswaxLogin) -> TenantSession:
             return TenantSession(
@@ -143,6 +150,8 @@ class SessionCookieAuth:
         ctx.notes["signed_path"] = request.path
         if session.generation == 0:
             await self._login_once(session, ctx, stale=0)
+        else:
+            await fleet.sync(session, ctx, self._clock, self._wall)
         ctx.account = session.login.email
         ctx.stale = session.generation
         cookie = session.jar.header()
@@ -158,8 +167,11 @@ class SessionCookieAuth:
         if ctx.stale == session.generation:
             if reply.status != 401 and reply.status < 500:
                 session.worked = True
-            for header in header_all(reply.headers, "Set-Cookie"):
+            rotated = header_all(reply.headers, "Set-Cookie")
+            for header in rotated:
                 session.jar.store(header)
+            if rotated:
+                fleet.publish(session, ctx, self._clock, self._wall)
 
     def wants_body(self, status: int) -> bool:
         return False
@@ -234,6 +246,13 @@ class SessionCookieAuth:
         )
 
     async def _login(self, session: TenantSession, ctx: CallContext, after_401: bool) -> None:
+        if ctx.fleet is None:
+            await self._login_here(session, ctx, after_401)
+        else:
+            login = lambda: self._login_here(session, ctx, after_401)  # noqa: E731
+            await fleet.login(session, ctx, login, self._clock, self._wall)
+
+    async def _login_here(self, session: TenantSession, ctx: CallContext, after_401: bool) -> None:
         now = self._clock()
         wait = session.backoff.remaining(now)
         if wait > 0:

@@ -73,6 +73,35 @@ class CookieJar:
     def clear(self) -> None:
         self._cookies.clear()
 
+    def snapshot(self) -> list[list[object]]:
+        """The live cookies as ``[name, value, expires]`` lists (JSON; shared by the fleet)."""
+        now = self._clock()
+        return [
+            [name, value, expires]
+            for name, (value, expires) in self._cookies.items()
+            if expires is None or expires > now
+        ]
+
+    def restore(self, cookies: object) -> None:
+        """Replace the jar with a :meth:`snapshot` (another replica's); bad items are skipped."""
+        self._cookies.clear()
+        for item in cookies if isinstance(cookies, list) else ():
+            if not isinstance(item, list) or len(item) != 3:
+                continue
+            name, value, expires = item
+            if isinstance(name, str) and isinstance(value, str):
+                remember_secret(value)
+                when = float(expires) if isinstance(expires, int | float) else None
+                self._cookies[name] = (value, when)
+
+    def lifetime(self, default: float) -> float:
+        """Seconds until the last cookie expires; ``default`` when only session
+        cookies (no ``Expires``/``Max-Age``) are held."""
+        ends = [expires for _, expires in self._cookies.values() if expires is not None]
+        if not ends:
+            return default
+        return max(1.0, max(ends) - self._clock())
+
     def names(self) -> list[str]:
         return sorted(self._cookies)
 

@@ -22,6 +22,8 @@ and a 282 call is replayed once. The login proof is the official SDK's
 ``session/initialize`` asks for it. The session calls go to the same API root as
 the call itself: ``<base path>/api/session/...`` (:func:`api_root`), so a call
 of a session actor must have the contract's shape (docs/contract.md §1), ``{command}/{action}``.
+With Redis, every replica shares each session
+(:mod:`gateway.upstreams.streamone_fleet`): one login for the fleet.
 ``auth.users.<X-Gateway-User>`` may name another actor. The quota key is the
 actor (docs/contract.md §2).
 """
@@ -50,6 +52,7 @@ from gateway.core.streamone_signing import (
     signed_query,
 )
 from gateway.errors import ConfigError, GatewayError, InvalidRequest, UpstreamAuthFailed
+from gateway.upstreams import streamone_fleet as fleet
 from gateway.upstreams.base import CallContext, UpstreamSpec
 from gateway.upstreams.renewal import Backoff, SingleFlight
 from gateway.upstreams.streamone_errors import parse_error
@@ -126,6 +129,9 @@ class ActorState:
     session: LiveSession | None = None
     generation: int = 0
     flight: SingleFlight = field(default_factory=SingleFlight)
+    shared_id: str | None = None  # the fleet's login this session is (Redis)
+    synced: float = float("-inf")  # the last look at the fleet's session
+    published: float = 0.0  # the expiry last shared with the fleet
 
     @property
     def account(self) -> str:
@@ -219,6 +225,7 @@ class SignedQueryAuth:
                 )
             ctx.notes["base_url"] = request.base_url
             ctx.notes["api_root"] = root
+            await fleet.sync(state, ctx, self._clock)
             session = state.session
             left = session.expires - self._clock() if session else 0.0
             if session is None or left < state.session_settings.renew_before:
@@ -232,6 +239,7 @@ class SignedQueryAuth:
             left = session_timeout(reply)
             if left is not None:
                 state.session.expires = self._clock() + left
+                fleet.publish(state, ctx, self._clock)
 
     def wants_body(self, status: int) -> bool:
         return status == 200  # status 282 hides in a 200
@@ -242,7 +250,11 @@ class SignedQueryAuth:
         return parse_envelope(reply).status == SESSION_NOT_FOUND
 
     async def renew(self, ctx: CallContext) -> None:
-        await self._login_once(self.state(ctx), ctx, ctx.stale)
+        ctx.notes[fleet.REJECTED] = True  # the fleet must not hand back the same session
+        try:
+            await self._login_once(self.state(ctx), ctx, ctx.stale)
+        finally:
+            ctx.notes.pop(fleet.REJECTED, None)
         ctx.renewed = True
 
     def account(self, ctx: CallContext) -> str:
@@ -267,6 +279,12 @@ class SignedQueryAuth:
         return envelope.status, envelope.body
 
     async def _login(self, state: ActorState, ctx: CallContext) -> None:
+        if ctx.fleet is None:
+            await self._login_here(state, ctx)
+        else:
+            await fleet.login(state, ctx, lambda: self._login_here(state, ctx), self._clock)
+
+    async def _login_here(self, state: ActorState, ctx: CallContext) -> None:
         settings = state.session_settings
         assert settings is not None
         wait = state.backoff.remaining(self._clock())

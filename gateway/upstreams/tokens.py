@@ -7,7 +7,8 @@
 - :class:`ClientCredentialsToken`  an OAuth 2 client-credentials grant
   (RFC 6749 §4.4) against a configured token URL, built with authlib; fetched
   before first use, again ``renew_before`` ahead of ``expires_in``, and when the
-  upstream says the token expired.
+  upstream says the token expired. With Redis, the fleet shares one token per
+  client (:mod:`gateway.upstreams.tokens_fleet`).
 
 A provider's ``renew(ctx, stale)`` is single-flight: concurrent callers that
 were refused the same token cause one renewal. Every renewal is reported
@@ -35,6 +36,7 @@ from gateway.config_reader import Secret, Section
 from gateway.core.messages import OutboundRequest
 from gateway.core.secrets import remember_secret
 from gateway.errors import ConfigError, GatewayError, UpstreamAuthFailed, UpstreamError
+from gateway.upstreams import tokens_fleet
 from gateway.upstreams.base import CallContext
 from gateway.upstreams.renewal import Backoff, SingleFlight
 
@@ -274,6 +276,29 @@ class ClientCredentialsToken:
         self._backoff.succeed()
         ctx.renewal(True)
 
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def current(self) -> Secret | None:
+        return self._token
+
+    @property
+    def expires(self) -> float | None:
+        return self._expires
+
+    def adopt(self, token: Secret, expires: float | None) -> None:
+        """Take the fleet's token (another replica's grant)."""
+        self._token, self._expires = token, expires
+        self._backoff.succeed()
+
+    async def _obtain(self, ctx: CallContext, rejected: Secret | None) -> None:
+        if ctx.fleet is None:
+            await self._fetch(ctx)
+        else:
+            await tokens_fleet.obtain(self, ctx, rejected, lambda: self._fetch(ctx))
+
     def _fresh(self) -> bool:
         if self._token is None:
             return False
@@ -284,12 +309,12 @@ class ClientCredentialsToken:
     async def token(self, ctx: CallContext) -> Secret:
         if not self._fresh():
             stale = self._token
-            await self._flight.renew(stale, lambda: self._token, lambda: self._fetch(ctx))
+            await self._flight.renew(stale, lambda: self._token, lambda: self._obtain(ctx, None))
         assert self._token is not None
         return self._token
 
     async def renew(self, ctx: CallContext, stale: Secret) -> None:
-        await self._flight.renew(stale, lambda: self._token, lambda: self._fetch(ctx))
+        await self._flight.renew(stale, lambda: self._token, lambda: self._obtain(ctx, stale))
 
 
 def build_provider(settings: ProviderSettings) -> TokenProvider:

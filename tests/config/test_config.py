@@ -139,10 +139,22 @@ def test_shipped_config_names_each_missing_variable(missing: str) -> None:
 
 
 def test_env_overrides_listen_and_redis() -> None:
-    env = {**shipped_env(), "GATEWAY_LISTEN": "0.0.0.0:9999", "REDIS_URL": "redis://r:6379/0"}
+    env = {**shipped_env(), "GATEWAY_LISTEN": "0.0.0.0:9999", "REDIS_URL": "redis://r:6379/0",
+           "GATEWAY_TOKEN_STORE_KEY": "k"}  # fmt: skip
     config = load_config(SHIPPED, env=env)
     assert (config.listen_host, config.listen_port) == ("0.0.0.0", 9999)
     assert config.redis.url is not None and config.redis.url.reveal() == "redis://r:6379/0"
+    assert config.redis.shared_sessions  # REDIS_URL shares the upstream sessions
+
+
+def test_shared_sessions_may_be_turned_off_without_a_key(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    off = "  on_error: local\n  shared_sessions: false"
+    path.write_text(SHIPPED.read_text().replace("  on_error: local", off))
+    env = {**shipped_env(), "REDIS_URL": "redis://r:6379/0"}
+    with pytest.raises(ConfigError, match="token_store_key: required"):
+        load_config(SHIPPED, env=env)
+    assert not load_config(path, env=env).redis.shared_sessions
 
 
 def test_secrets_are_masked_in_repr() -> None:

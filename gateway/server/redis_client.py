@@ -1,0 +1,67 @@
+"""Redis clients, made in one place from ``redis.url``: a single server, a Redis
+Cluster or a Sentinel-managed primary (:mod:`gateway.redis_url`, ``docs/fleet.md``).
+
+- cluster: redis-py's ``RedisCluster`` with the URL's nodes as seeds. It routes
+  each command by its key's slot (every key of one limiter decision or one
+  session shares a hash tag, so each script runs on one node), groups a
+  pipeline per node, and follows ``MOVED``/failovers by reloading the slots.
+- sentinel: redis-py's ``Sentinel``; ``master_for`` asks the sentinels for the
+  primary on every new connection, so after a promotion the next connection
+  goes to the new primary without a restart.
+
+Every command has ``timeout`` seconds (the limiter's 50 ms, the sessions' 1 s);
+redis-py's own retries stay off where it allows: the gateway's callers decide
+what a failure means (fallback, breaker, login alone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+
+from gateway.config import RedisConfig
+from gateway.redis_url import parse_redis_url
+
+# Upstream sessions are shared with their own, patient client: a login is rare,
+# and a replica that gave up on a slow Redis after the limiter's 50 ms would log
+# in on its own (one more login). The limiter keeps redis.timeout.
+SESSION_TIMEOUT = 1.0
+
+
+def connect(config: RedisConfig, timeout: float) -> Any:
+    """A client for ``config.url`` whose every command has ``timeout`` seconds."""
+    assert config.url is not None
+    url = config.url.reveal()
+    target = parse_redis_url(url)
+    common: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+    }
+    if target.mode == "cluster":
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+            username=target.username,
+            password=target.password,
+            ssl=target.tls,
+            # One try per command: a failover is the breaker's and the
+            # fallback's business, not a hidden wait inside a 50 ms decision.
+            retry=Retry(NoBackoff(), 0),
+            **common,
+        )
+    if target.mode == "sentinel":
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            target.nodes,
+            sentinel_kwargs={**common},
+            username=target.username,
+            password=target.password,
+            ssl=target.tls,
+            db=target.db,
+            **common,
+        )
+        return sentinel.master_for(target.service, retry_on_timeout=False, **common)
+    return aioredis.Redis.from_url(url, retry_on_timeout=False, health_check_interval=0, **common)
