@@ -11,6 +11,7 @@ from gateway.config import GatewayConfig
 from gateway.config_reader import Secret
 from gateway.logs import get_logger, register_secrets
 from gateway.metrics import Metrics, create_metrics, prime_metrics
+from gateway.redis_url import parse_redis_url
 from gateway.server.client import UpstreamClient, make_session
 from gateway.server.health import add_health_routes
 from gateway.server.keys import CONFIG, METRICS, STATE
@@ -42,7 +43,9 @@ def secret_values(config: GatewayConfig) -> list[str]:
         found.append(config.token_store_key.reveal())
     if config.redis.url is not None:
         found.append(config.redis.url.reveal())
-        password = URL(config.redis.url.reveal()).password
+        url = config.redis.url.reveal()
+        target = parse_redis_url(url)  # cluster and sentinel URLs list several hosts
+        password = URL(url).password if target.mode == "single" else target.password
         if password:
             found.append(password)
 
@@ -83,10 +86,12 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         )
     else:
         state.redis = connect(config.redis, config.redis.timeout)
-    state.store = create_store(config, state.redis, app[METRICS])
+    # The token store and the shared sessions read credentials: no fallback
+    # answer exists for them, so they get a patient client of their own.
     sessions_redis = None
-    if state.redis is not None and config.redis.shared_sessions:
+    if state.redis is not None:
         sessions_redis = connect(config.redis, SESSION_TIMEOUT)
+    state.store = create_store(config, sessions_redis, app[METRICS])
     fleet = create_fleet(config, sessions_redis, app[METRICS])
     state.fleet = fleet
     yield

@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.server.keys import METRICS, STATE
+from gateway.server.keys import CONFIG, METRICS, STATE
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -22,6 +22,9 @@ async def readyz(request: web.Request) -> web.Response:
         checks["shutdown"] = "in progress"
         ready = False
     if state.redis is not None:
+        config = request.app[CONFIG]
+        checks["redis_mode"] = config.redis.mode  # single | cluster | sentinel (docs/fleet.md)
+        checks["sessions"] = "shared through Redis" if state.fleet else "per process"
         try:
             await asyncio.wait_for(state.redis.ping(), timeout=0.5)
             checks["redis"] = "ok"

@@ -27,9 +27,10 @@ from redis.backoff import NoBackoff
 from gateway.config import RedisConfig
 from gateway.redis_url import parse_redis_url
 
-# Upstream sessions are shared with their own, patient client: a login is rare,
-# and a replica that gave up on a slow Redis after the limiter's 50 ms would log
-# in on its own (one more login). The limiter keeps redis.timeout.
+# The token store and the shared upstream sessions use their own, patient client:
+# they read credentials, for which no fallback answer exists (a replica that gave
+# up after the limiter's 50 ms would answer 503, or log in on its own: one more
+# login). The limiter keeps redis.timeout, and its fallback.
 SESSION_TIMEOUT = 1.0
 
 

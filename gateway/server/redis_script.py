@@ -4,7 +4,8 @@
   ``NOSCRIPT`` answer (a restarted Redis, ``SCRIPT FLUSH``) loads it again and
   re-runs the calls that missed, so it survives either.
 - Calls that arrive while a round trip is in flight share the next one: they
-  go out together as one pipeline (``batch``).
+  go out together as one pipeline (``batch``); on Redis Cluster, one pipeline
+  per node (every key of one call shares a hash tag, so one call is one node).
 - Here (and in ``RedisLimiter``'s probe) the limiter's redis exceptions are
   caught and translated into :class:`RedisUnavailable`.
 """
@@ -137,9 +138,12 @@ class ScriptRunner:
                 return [await self._redis.evalsha(self.sha, len(keys), *keys, *args)]
             except ResponseError as exc:  # NOSCRIPT, BUSY, OOM...: judged per call
                 return [exc]
+        # On Redis Cluster the pipeline groups the calls per node (one round trip
+        # each, in parallel); redis-py blocks its pipelined evalsha() helper
+        # there, not the command itself.
         pipe = self._redis.pipeline(transaction=False)
         for keys, args in calls:
-            pipe.evalsha(self.sha, len(keys), *keys, *args)
+            pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
         return list(await pipe.execute(raise_on_error=False))
 
 
