@@ -36,12 +36,17 @@ lint: venv
 	$(BIN)/ruff format --check gateway tests $(wildcard bench)
 	$(BIN)/mypy gateway
 
-# Tests start a throwaway redis-server on a free port unless REDIS_URL is set.
+# Tests start a throwaway redis-server on a free port unless REDIS_URL is set; the
+# fleet tests (tests/fleet) always start their own cluster and Sentinel processes
+# and need redis-cli too. With REDIS_URL set, a failed install only skips those.
 redis-server:
-	@if [ -z "$$REDIS_URL" ] && ! command -v redis-server >/dev/null; then \
-	  echo "redis-server is missing: installing it with apt-get"; \
-	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null 2>&1 || \
-	  (sudo apt-get update -qq && sudo apt-get install -y -qq redis-server) >/dev/null; \
+	@if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then \
+	  echo "redis-server/redis-cli are missing: installing them with apt-get"; \
+	  (apt-get update -qq && apt-get install -y -qq redis-server redis-tools) >/dev/null 2>&1 || \
+	  (sudo apt-get update -qq && sudo apt-get install -y -qq redis-server redis-tools) >/dev/null 2>&1 || \
+	  if [ -n "$$REDIS_URL" ]; then \
+	    echo "WARNING: could not install redis-server; the cluster and Sentinel tests will be skipped"; \
+	  else echo "redis-server could not be installed" >&2; exit 1; fi; \
 	fi
 
 # promtool and prometheus (Debian's package) for the rule and dashboard tests. The
