@@ -107,7 +107,7 @@ def redis_cluster() -> Iterator[Cluster]:
                 port, cluster.workdir, "--cluster-enabled", "yes",
                 "--cluster-config-file", f"nodes-{port}.conf", "--cluster-node-timeout", "1000",
                 # The bus port defaults to port + 10000, which a free port may not allow.
-                "--cluster-port", str(free_port()),
+                "--cluster-port", str(free_port()), "--repl-diskless-sync-delay", "0",
             )  # fmt: skip
         for port in cluster.ports:
             wait_port(port)
@@ -164,12 +164,20 @@ def sentinel_group() -> Iterator[SentinelGroup]:
         [free_port() for _ in range(3)],
     )
     try:
-        group.procs[group.primary] = _server(group.primary, group.workdir)
+        # No 5 s wait before the first full sync (repl-diskless-sync-delay).
+        fast = ("--repl-diskless-sync-delay", "0")
+        group.procs[group.primary] = _server(group.primary, group.workdir, *fast)
         wait_port(group.primary)
         group.procs[group.replica] = _server(
-            group.replica, group.workdir, "--replicaof", "127.0.0.1", str(group.primary)
+            group.replica, group.workdir, *fast, "--replicaof", "127.0.0.1", str(group.primary)
         )
         wait_port(group.replica)
+
+        def replicating() -> bool:
+            info = redis_sync.Redis(host="127.0.0.1", port=group.replica).info("replication")
+            return info.get("master_link_status") == "up"
+
+        _wait(replicating, 30, "the replica to sync")
         for port in group.sentinels:
             conf = group.workdir / f"sentinel-{port}.conf"
             conf.write_text(
