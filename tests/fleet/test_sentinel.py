@@ -138,10 +138,10 @@ def test_the_gateways_follow_a_promoted_replica_without_a_restart(
     primary.delete(*primary.keys("gw:{buzzstream:*}") or ["none"])
     while time.monotonic() < deadline:
         assert call(gateways[0], "GET", "/buzzstream/websites")[0] == 200
-        if primary.keys("gw:{buzzstream:*}:per_user"):
+        if primary.keys("gw:{buzzstream:*}:per_account"):
             break
         time.sleep(0.2)
-    assert primary.keys("gw:{buzzstream:*}:per_user"), (
+    assert primary.keys("gw:{buzzstream:*}:per_account"), (
         "the limiter does not write to the new primary"
     )
     assert primary.keys("gw:{beeswax:*}:!session")  # the shared session lives there too
