@@ -27,6 +27,7 @@ from gateway.server.app import create_app
 from gateway.server.health import add_health_routes
 from gateway.server.keys import CONFIG, METRICS, STATE
 from gateway.server.oauth_routes import onboarding_app
+from gateway.server.tracing_env import load_tracing, tracing_enabled
 
 log = get_logger("gateway")
 
@@ -91,7 +92,7 @@ async def serve(config: GatewayConfig) -> None:
     ``shutdown_grace`` seconds to finish; whatever still runs then is
     cancelled. A second signal ends the grace period early.
     """
-    app = create_app(config)
+    app = create_app(config, tracing=load_tracing(os.environ))
     runners = [await _start(app, config.listen_host, config.listen_port)]
     if config.ops_listen is not None:
         runners.append(await _start(ops_app(app), *config.ops_listen))
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         level, fmt = log_settings(config.log_level, config.log_format, os.environ)
+        tracing_enabled(os.environ)  # an unsupported OTEL_* exporter is refused here too
     except ConfigError as exc:
         print(describe_config_error(exc), file=sys.stderr)
         return 2

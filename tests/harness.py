@@ -159,8 +159,9 @@ def gateway_env(standins: Standins, redis_url: str | None = None, **extra: str) 
 
 
 def launch_gateway(
-    env: dict[str, str], config: Path | str = CONFIG, port: int | None = None
+    env: dict[str, str], config: Path | str = CONFIG, port: int | None = None, cwd: Path = ROOT
 ) -> Gateway:
+    """``gateway run``; ``cwd`` another checkout runs that checkout's code (bench A/B)."""
     port = port or free_port()
     env = {**env, "GATEWAY_LISTEN": f"127.0.0.1:{port}"}
     log_file = Path(tempfile.mkstemp(prefix="gateway-", suffix=".log")[1])
@@ -171,7 +172,7 @@ def launch_gateway(
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
-            cwd=ROOT,
+            cwd=cwd,
         )
     gw = Gateway(proc, f"http://127.0.0.1:{port}", log_file, env)
     deadline = time.monotonic() + 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web, web_response
 from yarl import URL
@@ -25,6 +26,9 @@ from gateway.server.shared_sessions import create_fleet
 from gateway.server.state import GatewayState
 from gateway.server.stores import create_store
 from gateway.upstreams import REGISTRY
+
+if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
+    from gateway.server.tracing import Tracing
 
 log = get_logger("gateway")
 
@@ -70,7 +74,8 @@ def secret_values(config: GatewayConfig) -> list[str]:
 async def _clients(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     for name, cfg in app[CONFIG].upstreams.items():
-        state.clients[name] = UpstreamClient(cfg, make_session(cfg), app[METRICS])
+        traced = () if state.tracing is None else (state.tracing.trace_config(name),)
+        state.clients[name] = UpstreamClient(cfg, make_session(cfg, traced), app[METRICS])
         state.auths[name] = REGISTRY[name].build_auth(cfg.auth)
     yield
     for client in state.clients.values():
@@ -112,16 +117,28 @@ async def _limiter(app: web.Application) -> AsyncIterator[None]:
     await limiter.aclose()
 
 
-def create_app(config: GatewayConfig, metrics: Metrics | None = None) -> web.Application:
+async def _tracing(app: web.Application) -> AsyncIterator[None]:
+    yield
+    tracing = app[STATE].tracing
+    if tracing is not None:
+        await tracing.aclose()
+
+
+def create_app(
+    config: GatewayConfig, metrics: Metrics | None = None, tracing: Tracing | None = None
+) -> web.Application:
+    """The gateway app; ``tracing`` (see ``tracing_env.load_tracing``) None means off."""
     register_secrets(secret_values(config))
-    app = web.Application(middlewares=MIDDLEWARES, client_max_size=config.max_body_bytes)
+    middlewares = MIDDLEWARES if tracing is None else (tracing.middleware, *MIDDLEWARES)
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[METRICS] = metrics if metrics is not None else create_metrics()
     prime_metrics(
         app[METRICS], {n: [p.name for p in u.rate_limits] for n, u in config.upstreams.items()}
     )
-    app[STATE] = GatewayState()
+    app[STATE] = GatewayState(tracing=tracing)
     app.on_response_prepare.append(add_gateway_headers)
+    app.cleanup_ctx.append(_tracing)  # first in, last out: flushes spans of the last calls
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_limiter)
     app.cleanup_ctx.append(_clients)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import SimpleNamespace
 
 import aiohttp
@@ -95,7 +95,9 @@ def _pool_trace() -> aiohttp.TraceConfig:
     return trace
 
 
-def make_session(cfg: UpstreamConfig) -> aiohttp.ClientSession:
+def make_session(
+    cfg: UpstreamConfig, trace_configs: Sequence[aiohttp.TraceConfig] = ()
+) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=cfg.pool_size,
         limit_per_host=cfg.pool_size,
@@ -114,7 +116,7 @@ def make_session(cfg: UpstreamConfig) -> aiohttp.ClientSession:
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
         raise_for_status=False,
         middlewares=(never_resend,),
-        trace_configs=[_pool_trace()],
+        trace_configs=[_pool_trace(), *trace_configs],  # + tracing's client spans, when on
     )
 
 

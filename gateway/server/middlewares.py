@@ -103,6 +103,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         code, status = problem.code, problem.http_status
         return problem_response(request, problem)
     finally:
+        info.code = code
         _record(request, info, status, code, time.perf_counter() - started)
 
 

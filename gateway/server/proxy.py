@@ -39,6 +39,7 @@ from gateway.server.driver import exchange
 from gateway.server.keys import CONFIG, METRICS, STATE
 from gateway.server.limiter import wait_out
 from gateway.server.requestinfo import INFO
+from gateway.server.tracing_env import wait_span
 from gateway.upstreams import REGISTRY
 from gateway.upstreams.base import CallContext, LocalAnswer, UpstreamSpec
 
@@ -163,6 +164,8 @@ async def _proxy(
     ctx = CallContext(
         upstream=name, user=info.user, store=state.token_store, send=client.send, fleet=state.fleet
     )
+    if state.tracing is not None:  # logins and renewals are also events on the call's span
+        ctx.on_renewal = state.tracing.renewal_hook(name, metrics.auth_renewals)
 
     if outbound.streamed_body and auth.needs_body(outbound):
         body = await read_body(request, cfg.max_body_bytes, name)
@@ -191,8 +194,9 @@ async def _proxy(
     if decision.delay > 0:
         info.ratelimit_delay = decision.delay
         # gives the slot back if the caller leaves or a cool-down refuses it
-        late = await wait_out(state.limiter, name, account, policies, info.user, decision,
-                              lambda: request.transport is None)  # fmt: skip
+        with wait_span(state.tracing, name, decision.delay):
+            late = await wait_out(state.limiter, name, account, policies, info.user, decision,
+                                  lambda: request.transport is None)  # fmt: skip
         if late is not None:  # a cool-down was put meanwhile
             raise RateLimited(late.detail, upstream=name, retry_after=late.retry_after)
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.server.client import UpstreamClient
 from gateway.server.limiter import Limiter, NoLimiter
 from gateway.upstreams.base import KeyValueStore, SessionFleet, UpstreamAuth
+
+if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
+    from gateway.server.tracing import Tracing
 
 
 @dataclass
@@ -20,4 +23,5 @@ class GatewayState:
     redis: Any = None  # redis.asyncio.Redis when REDIS_URL is set
     fleet: SessionFleet | None = None  # upstream sessions shared through Redis
     shutting_down: bool = False
+    tracing: Tracing | None = None  # None: tracing off (no OTEL_* endpoint)
     extras: dict[str, Any] = field(default_factory=dict)

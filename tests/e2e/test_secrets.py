@@ -1,4 +1,5 @@
-"""No secret ever appears in logs, metrics or error bodies (docs/contract.md §4, issue 3).
+"""No secret ever appears in logs, metrics, error bodies or exported spans
+(docs/contract.md §4, issues 3 and 15).
 
 One full run of a real gateway process (debug logging, Redis, caller
 authentication) against real stand-ins whose credentials are distinctive
@@ -7,7 +8,9 @@ success and on failure paths (refused logins, expired tokens, unknown tokens,
 bad signatures, renewals, the 3-legged onboarding). Then the captured log, the
 ``/metrics`` output and every error body are scanned for every secret, in clear,
 percent-encoded and base64 (Basic) forms, plus the credentials the upstreams
-minted during the run (session cookies, granted and access tokens).
+minted during the run (session cookies, granted and access tokens). Tracing is
+on: every span the gateway exported to a real OTLP/HTTP receiver on loopback is
+scanned too, raw protobuf and decoded (the exporter's own header is a secret).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from tests.e2e.auth_support import call, write_config
-from tests.harness import Standins, gateway_env, launch_standins, running_gateway
+from tests.harness import Standins, free_port, gateway_env, launch_standins, running_gateway
+from tests.tracing.otlp_receiver import otlp_receiver
 
 SECRETS = {
     "CALLER_TOKEN": "CALLER-SECRET-4d9e2f1b",
@@ -41,6 +45,7 @@ SECRETS = {
     "SO_ALICE": "SO-alice-pw-SECRET-7d3e",
     "SO_HANK": "SO-hank-wrong-SECRET-2c",
 }
+OTLP_KEY = "OTLP-key-SECRET-6f1a0c"
 STANDIN_SETTINGS: dict[str, Any] = {
     "bizzstream": {
         "tokens": [SECRETS["BIZZSTREAM_TOKEN"]],
@@ -122,7 +127,12 @@ def runtime_secrets(standins: Standins) -> set[str]:
 def test_no_secret_in_logs_metrics_or_error_bodies(
     standins: Standins, redis_url: str, tmp_path: Path
 ) -> None:
-    env = gateway_env(standins, redis_url, GATEWAY_LOG_LEVEL="debug", **SECRETS)
+    otlp_port = free_port()
+    env = gateway_env(
+        standins, redis_url, GATEWAY_LOG_LEVEL="debug", **SECRETS,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{otlp_port}",
+        OTEL_EXPORTER_OTLP_HEADERS=f"x-api-key={OTLP_KEY}", OTEL_BSP_SCHEDULE_DELAY="50",
+    )  # fmt: skip
     caller = {"Authorization": f"Bearer {SECRETS['CALLER_TOKEN']}"}
     bodies: list[bytes] = []
     statuses: dict[str, int] = {}
@@ -138,7 +148,10 @@ def test_no_secret_in_logs_metrics_or_error_bodies(
 
     json_type = {"Content-Type": "application/json"}
     form_type = {"Content-Type": "application/x-www-form-urlencoded"}
-    with running_gateway(env, write_config(tmp_path, configure)) as gw:
+    with (
+        otlp_receiver(otlp_port) as exported,
+        running_gateway(env, write_config(tmp_path, configure)) as gw,
+    ):
         docs = "/bizzstream/api/v1/documents?ddName=s"
         run("bizz grant", "GET", docs)
         run("bizz static user", "GET", docs, user="olga")
@@ -183,7 +196,9 @@ def test_no_secret_in_logs_metrics_or_error_bodies(
         bodies.append(reply)
         metrics = call(gw, "GET", "/metrics")[1:]
         metrics_text = metrics[1].decode()
+        exported.wait_for(40)
     logs = gw.logs()
+    spans_text = json.dumps(exported.spans) + b"".join(exported.raw).decode("latin-1")
 
     expected = {
         "bizz grant": 200, "bizz static user": 200, "bizz expired static user": 502,
@@ -203,12 +218,16 @@ def test_no_secret_in_logs_metrics_or_error_bodies(
     minted = runtime_secrets(standins)
     assert len(minted) >= 4, minted  # cookies, granted token, jack's access token...
     client_basic = base64.b64encode(f"standin-client:{SECRETS['BZ_CLIENT_SECRET']}".encode())
-    needles = {*SECRETS.values(), *minted, client_basic.decode()}
+    needles = {*SECRETS.values(), *minted, client_basic.decode(), OTLP_KEY}
     needles |= {quote(n, safe="") for n in needles}
-    haystacks = {"logs": logs, "metrics": metrics_text, "error bodies": b"\n".join(bodies).decode()}
+    haystacks = {"logs": logs, "metrics": metrics_text, "error bodies": b"\n".join(bodies).decode(),
+                 "spans": spans_text}  # fmt: skip
     assert len(bodies) >= 10
     leaks = [(where, n) for where, text in haystacks.items() for n in needles if n in text]
     assert not leaks, f"secrets leaked: {leaks}"
     # The scan is not vacuous: the log holds the run, including the renewals.
     assert logs.count('"event": "request"') >= 20
+    servers = [s for s in exported.spans if s["kind"] == "SPAN_KIND_SERVER"]
+    assert len(servers) >= 20
+    assert any(e["name"] == "gateway.auth.renewal" for s in servers for e in s.get("events", []))
     assert json.loads(bodies[-1])["code"] == "caller_unauthorized"
