@@ -19,6 +19,7 @@ from yarl import URL
 
 from gateway.config_reader import Problems, Secret, Section, environ, interpolate
 from gateway.config_yaml import parse_yaml
+from gateway.core.circuit import CircuitPolicy
 from gateway.errors import ConfigError
 from gateway.redis_url import parse_redis_url
 from gateway.upstreams import REGISTRY
@@ -61,6 +62,7 @@ class UpstreamConfig:
     rate_limits: tuple[RatePolicy, ...]
     pool_timeout: float = 1.0  # wait for a free connection when all pool_size are busy
     idle_timeout: float = 30.0  # silence allowed between two pieces of the reply body
+    circuit: CircuitPolicy | None = None  # None: no circuit breaker (docs/operations.md)
 
     @property
     def host_url(self) -> str:
@@ -145,6 +147,30 @@ def _rate_policy(section: Section, default_name: str) -> RatePolicy:
     return policy
 
 
+def _ratio(section: Section, name: str, default: float) -> float:
+    value = section.raw(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ConfigError(f"{section.key(name)}: expected a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+def _circuit(section: Section) -> CircuitPolicy:
+    base = CircuitPolicy()
+    policy = CircuitPolicy(
+        failures=section.integer("failures", base.failures, minimum=1),
+        failure_ratio=_ratio(section, "failure_ratio", base.failure_ratio),
+        window=section.duration("window", base.window),
+        min_calls=section.integer("min_calls", base.min_calls, minimum=1),
+        open_for=section.duration("open_for", base.open_for),
+        half_open_probes=section.integer("half_open_probes", base.half_open_probes, minimum=1),
+    )
+    for key in ("window", "open_for"):
+        if getattr(policy, key) <= 0:
+            raise ConfigError(f"{section.key(key)}: must be positive")
+    section.done()
+    return policy
+
+
 def _base_url(section: Section) -> str:
     base_url = section.text("base_url").rstrip("/")
     url = URL(base_url)
@@ -192,6 +218,11 @@ def _upstream(name: str, section: Section, default_body: int, problems: Problems
     )
     auth_section = section.section("auth")
     auth = problems.attempt(lambda: spec.parse_auth(auth_section), None)
+    circuit = (
+        problems.attempt(lambda: _circuit(section.section("circuit")), None)
+        if "circuit" in section.data
+        else None
+    )
     cfg = UpstreamConfig(
         name=name,
         base_url=base_url,
@@ -203,6 +234,7 @@ def _upstream(name: str, section: Section, default_body: int, problems: Problems
         max_body_bytes=section.integer("max_body_bytes", default_body, minimum=1),
         auth=auth,
         rate_limits=policies,
+        circuit=circuit,
     )
     section.done()
     return cfg

@@ -77,6 +77,8 @@ class Metrics:
     limiter_backend: Gauge
     circuit_open: Gauge
     upstream_failures: Counter
+    circuit_state: Gauge
+    circuit_transitions: Counter
     build_info: Info
 
 
@@ -184,6 +186,18 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "gateway_upstream_failures_total",
             "Exchanges with an upstream that failed without a usable reply, by reason.",
             ["upstream", "reason"],
+            registry=reg,
+        ),
+        circuit_state=Gauge(
+            "gateway_circuit_state",
+            "Circuit breaker of an upstream: 0 closed, 1 open, 2 half-open (per process).",
+            ["upstream"],
+            registry=reg,
+        ),
+        circuit_transitions=Counter(
+            "gateway_circuit_transitions_total",
+            "Circuit breaker state changes of an upstream, by the state entered.",
+            ["upstream", "to"],
             registry=reg,
         ),
         build_info=build,

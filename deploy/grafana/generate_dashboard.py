@@ -302,6 +302,27 @@ def build() -> dict[str, Any]:
           f'code="upstream_auth_failed"}}[{RI}]))', "{{upstream}}")],
         unit="reqps", w=24, h=6, no_value="0 (none)",
     )  # fmt: skip
+    g.panel(
+        "state-timeline", "Upstream circuit breakers",
+        "Per upstream with `circuit:` configured, worst replica shown: closed (calls go "
+        "through), open (calls fail fast with 503 upstream_unavailable, nothing is sent) or "
+        "half-open (a few probe calls test the upstream). Open for long: the upstream is "
+        "down or failing (GatewayUpstreamCircuitOpen).",
+        [(f"max by (upstream) (gateway_circuit_state{{{JU}}})", "{{upstream}}")],
+        unit="short", w=12, h=6, no_value="no breaker configured",
+        extra={"defaults": {"mappings": [
+            {"type": "value", "options": {"0": {"text": "closed", "color": "green"},
+                                          "1": {"text": "open", "color": "red"},
+                                          "2": {"text": "half-open", "color": "orange"}}}]}},
+    )  # fmt: skip
+    g.panel(
+        "timeseries", "Circuit transitions per minute",
+        "State changes of the upstream breakers, by the state entered, all replicas. "
+        "Open, half-open, open again...: the upstream is still failing its probes.",
+        [(f"sum by (upstream, to) (rate(gateway_circuit_transitions_total{{{JU}}}[{RI}])) * 60",
+          "{{upstream}} → {{to}}")],
+        unit="short", w=12, h=6, no_value="no breaker configured",
+    )  # fmt: skip
 
     g.row("Redis and saturation")
     g.panel(

@@ -25,6 +25,7 @@ from gateway.server.redis_client import SESSION_TIMEOUT, connect
 from gateway.server.shared_sessions import create_fleet
 from gateway.server.state import GatewayState
 from gateway.server.stores import create_store
+from gateway.server.upstream_circuit import UpstreamBreaker
 from gateway.upstreams import REGISTRY
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
@@ -77,6 +78,8 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         traced = () if state.tracing is None else (state.tracing.trace_config(name),)
         state.clients[name] = UpstreamClient(cfg, make_session(cfg, traced), app[METRICS])
         state.auths[name] = REGISTRY[name].build_auth(cfg.auth)
+        if cfg.circuit is not None:
+            state.breakers[name] = UpstreamBreaker(name, cfg.circuit, app[METRICS])
     yield
     for client in state.clients.values():
         await client.session.close()

@@ -40,6 +40,7 @@ from gateway.server.keys import CONFIG, METRICS, STATE
 from gateway.server.limiter import wait_out
 from gateway.server.requestinfo import INFO
 from gateway.server.tracing_env import wait_span
+from gateway.server.upstream_circuit import guarded
 from gateway.upstreams import REGISTRY
 from gateway.upstreams.base import CallContext, LocalAnswer, UpstreamSpec
 
@@ -143,7 +144,8 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
     gauge.inc()
     state.extras["inflight"] = state.extras.get("inflight", 0) + 1
     try:
-        return await _proxy(request, name, sub, cfg, spec)
+        async with guarded(state.breakers.get(name), info):  # an open circuit: 503 at once
+            return await _proxy(request, name, sub, cfg, spec)
     finally:
         gauge.dec()
         state.extras["inflight"] -= 1
@@ -201,6 +203,7 @@ async def _proxy(
             raise RateLimited(late.detail, upstream=name, retry_after=late.retry_after)
 
     started = time.perf_counter()
+    info.attempts += 1
     try:
         result = await exchange(
             client,

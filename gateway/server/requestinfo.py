@@ -20,6 +20,7 @@ class RequestInfo:
     ratelimit_headers: Headers = ()
     streaming: bool = False  # response headers were sent: no problem body possible
     sent_status: int | None = None  # the status already sent when streaming
+    attempts: int = 0  # exchanges sent upstream for this call (0: it never left)
     code: str = ""  # the outcome's problem code ("ok"), set when the call ends (for the span)
 
 

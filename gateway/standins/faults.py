@@ -9,6 +9,9 @@ that never check authentication and misbehave on purpose:
 - ``ANY {prefix}/__fault/truncated``         500 application/json ``{"status": "err``
 - ``ANY {prefix}/__fault/empty/{status}``    that status with an empty body
 - ``ANY {prefix}/__fault/echo``              200 JSON echo of the request
+- ``POST /__standin/outage`` (the fault switch, in ``recorder.py``): every
+  recorded request then fails, ``{"status": 503}`` with that status,
+  ``{"mode": "close"}`` by dropping the connection; ``{}`` (or a reset) heals
 - ``ANY {prefix}/__fault/big``               200, 5 MB of ``x`` streamed in chunks
   (``?size=N`` changes the size, ``?declare_length=1`` sends Content-Length)
 - ``ANY {prefix}/__fault/drop``              read the request, then close the connection
@@ -35,6 +38,7 @@ import base64
 import time
 import zlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -70,12 +74,25 @@ async def recording_middleware(request: web.Request, handler: Handler) -> web.St
     if request.path.startswith("/__standin/"):
         return await handler(request)
     body = await request.read()
-    seen = request.app[RECORDER].record(request, body)
+    recorder = request.app[RECORDER]
+    seen = recorder.record(request, body)
     request[_SEEN] = seen
     try:
+        if recorder.outage is not None:
+            return _outage_reply(request, recorder.outage)
         return await handler(request)
     finally:
         seen.answered = time.time()
+
+
+def _outage_reply(request: web.Request, outage: dict[str, Any]) -> web.Response:
+    """The fault switch is on (``POST /__standin/outage``): fail this request."""
+    if outage.get("mode") == "close":
+        if request.transport is not None:
+            request.transport.close()
+        raise ConnectionResetError("stand-in outage: connection dropped")
+    status = int(outage.get("status", 503))
+    return web.Response(status=status, text=f"outage: {status}", content_type="text/plain")
 
 
 def seen_of(request: web.Request) -> Seen:

@@ -38,6 +38,10 @@ class Seen:
 
 class Recorder:
     def __init__(self) -> None:
+        # The fault switch (POST /__standin/outage): every recorded request fails
+        # this way until healed. {"status": 503} answers that status (text/plain);
+        # {"mode": "close"} drops the connection without a reply. {} heals.
+        self.outage: dict[str, Any] | None = None
         self.seen: list[Seen] = []
         self.stats: Counter[str] = Counter()
 
@@ -60,6 +64,7 @@ class Recorder:
     def reset(self) -> None:
         self.seen.clear()
         self.stats.clear()
+        self.outage = None
 
 
 RECORDER = web.AppKey("recorder", Recorder)
@@ -86,6 +91,14 @@ async def _settings(request: web.Request) -> web.Response:
     return web.json_response(request.app[SETTINGS])
 
 
+async def _outage(request: web.Request) -> web.Response:
+    update = await request.json() if request.can_read_body else {}
+    if not isinstance(update, dict) or update.keys() - {"status", "mode"}:
+        raise web.HTTPBadRequest(text='expected {"status": N} or {"mode": "close"} or {}')
+    request.app[RECORDER].outage = update or None
+    return web.json_response({"outage": update or None})
+
+
 def add_inspection_routes(app: web.Application, settings: dict[str, Any]) -> None:
     app[RECORDER] = Recorder()
     app[SETTINGS] = settings
@@ -93,3 +106,4 @@ def add_inspection_routes(app: web.Application, settings: dict[str, Any]) -> Non
     app.router.add_get("/__standin/stats", _stats)
     app.router.add_post("/__standin/reset", _reset)
     app.router.add_post("/__standin/settings", _settings)
+    app.router.add_post("/__standin/outage", _outage)

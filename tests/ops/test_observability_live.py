@@ -56,6 +56,8 @@ EXTRA = {
     "gateway_ratelimit_fallback_active": ("gauge", set()),
     "gateway_circuit_open": ("gauge", {"dependency"}),
     "gateway_build_info": ("gauge", {"version"}),
+    "gateway_circuit_state": ("gauge", {"upstream"}),  # issue 15
+    "gateway_circuit_transitions": ("counter", {"upstream", "to"}),
 }
 # The client library's standard process and Python families (issue 14).
 PROCESS = {

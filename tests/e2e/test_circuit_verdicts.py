@@ -1,0 +1,67 @@
+"""What counts against an upstream's breaker, in-process against the real stand-ins.
+
+Timeouts and refused connections count as failures; 4xx replies, documented
+domain errors and the upstream's refusal of our credentials do not; a call the
+quota refused never reached the upstream and counts neither way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from gateway.core.circuit import CircuitPolicy
+from gateway.server.app import create_app
+from gateway.server.keys import STATE
+from tests.conftest import make_config, problem_reply
+from tests.harness import Standins, free_port
+
+POLICY = CircuitPolicy(failures=2, open_for=30.0)
+
+
+def circuit_app(standins: Standins, **changes: Any) -> Any:
+    config = make_config(standins)
+    ups = dict(config.upstreams)
+    for name in ("bizzstream", "beeswax"):
+        ups[name] = replace(ups[name], circuit=POLICY, **changes.get(name, {}))
+    return create_app(replace(config, upstreams=ups))
+
+
+async def test_timeouts_and_refused_connections_open_it(
+    aiohttp_client: Any, fresh_standins: Standins
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    app = circuit_app(
+        fresh_standins,
+        bizzstream={"head_timeout": 0.2},
+        beeswax={"base_url": dead},
+    )
+    client = await aiohttp_client(app)
+    for _ in range(2):
+        await problem_reply(await client.get("/bizzstream/__fault/sleep?seconds=1"), 504,
+                            "bizzstream")  # fmt: skip
+    problem = await problem_reply(await client.get("/bizzstream/api/v1/documents"), 503,
+                                  "bizzstream")  # fmt: skip
+    assert "circuit open" in problem["detail"]
+    # the login cannot connect (503), then the auth's login back-off answers 502
+    statuses = [(await client.get("/beeswax/rest/advertiser")).status for _ in range(2)]
+    assert statuses == [503, 502]
+    assert app[STATE].breakers["beeswax"].circuit.state == "open"
+
+
+async def test_4xx_domain_errors_and_quota_refusals_do_not_count(
+    aiohttp_client: Any, fresh_standins: Standins
+) -> None:
+    app = circuit_app(fresh_standins)
+    client = await aiohttp_client(app)
+    for _ in range(4):
+        resp = await client.get("/beeswax/rest/advertiser/999")  # 404 not_found
+        assert resp.status == 404
+        resp = await client.get("/bizzstream/__fault/text/404")
+        assert resp.status == 404
+    for _ in range(4):  # report queue: 1/s, reject: the quota refuses, nothing is sent
+        await client.get("/beeswax/rest/report_queue")
+    breakers = app[STATE].breakers
+    assert breakers["beeswax"].circuit.state == "closed"
+    assert breakers["bizzstream"].circuit.state == "closed"
+    assert breakers["beeswax"].circuit.consecutive == 0
