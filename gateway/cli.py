@@ -27,6 +27,7 @@ from gateway.server.app import create_app
 from gateway.server.health import add_health_routes
 from gateway.server.keys import CONFIG, METRICS, STATE
 from gateway.server.oauth_routes import onboarding_app
+from gateway.server.reload import reload_on_sighup
 from gateway.server.tracing_env import load_tracing, tracing_enabled
 
 log = get_logger("gateway")
@@ -82,7 +83,7 @@ async def drain(app: web.Application, grace: float, force: asyncio.Event) -> boo
     return _inflight(app) == 0
 
 
-async def serve(config: GatewayConfig) -> None:
+async def serve(config: GatewayConfig, config_path: str | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then drain and return (the process exits 0).
 
     On the first signal ``/readyz`` answers 503 at once, so the load balancer or
@@ -90,7 +91,8 @@ async def serve(config: GatewayConfig) -> None:
     gets a 503 ``upstream_unavailable`` problem rather than a refused
     connection. Calls in flight, rate-limit waits included, get up to
     ``shutdown_grace`` seconds to finish; whatever still runs then is
-    cancelled. A second signal ends the grace period early.
+    cancelled. A second signal ends the grace period early. ``SIGHUP`` reloads
+    the config from ``config_path`` (server/reload.py).
     """
     app = create_app(config, tracing=load_tracing(os.environ))
     runners = [await _start(app, config.listen_host, config.listen_port)]
@@ -117,6 +119,7 @@ async def serve(config: GatewayConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
+    reload_on_sighup(app, config_path, os.environ)
     await stop.wait()
     app[STATE].shutting_down = True
     log.info("draining", grace_seconds=config.shutdown_grace, inflight=_inflight(app))
@@ -206,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     configure_logging(level, fmt)
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, args.config))
     except OSError as exc:
         print(f"cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1

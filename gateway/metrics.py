@@ -50,6 +50,7 @@ UPSTREAM_FAILURES = (
     "bad_reply",  # a reply that is not valid HTTP
 )
 RENEWAL_RESULTS = ("ok", "error", "joined")  # joined: adopted another replica's login
+RELOAD_RESULTS = ("ok", "refused")
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -79,6 +80,7 @@ class Metrics:
     upstream_failures: Counter
     circuit_state: Gauge
     circuit_transitions: Counter
+    config_reloads: Counter
     build_info: Info
 
 
@@ -200,6 +202,12 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             ["upstream", "to"],
             registry=reg,
         ),
+        config_reloads=Counter(
+            "gateway_config_reloads_total",
+            "Config reloads (SIGHUP): ok (in force) or refused (invalid, old config kept).",
+            ["result"],
+            registry=reg,
+        ),
         build_info=build,
     )
 
@@ -231,3 +239,5 @@ def prime_metrics(
                 metrics.ratelimit_decisions.labels(name, policy, decision)
     for dependency in dependencies:
         metrics.circuit_open.labels(dependency)
+    for result in RELOAD_RESULTS:
+        metrics.config_reloads.labels(result)

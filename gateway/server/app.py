@@ -83,6 +83,8 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     yield
     for client in state.clients.values():
         await client.session.close()
+    for session in state.retired_sessions:  # pools a reload replaced
+        await session.close()
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:

@@ -11,3 +11,8 @@ from gateway.server.state import GatewayState
 CONFIG = web.AppKey("config", GatewayConfig)
 METRICS = web.AppKey("metrics", Metrics)
 STATE = web.AppKey("state", GatewayState)
+
+
+def config_of(app: web.Application) -> GatewayConfig:
+    """The config in force: the start-up one, or the last one a reload swapped in."""
+    return app[STATE].config or app[CONFIG]

@@ -26,7 +26,7 @@ from gateway.errors import CallerUnauthorized, GatewayError, InvalidRequest
 from gateway.logs import get_logger
 from gateway.metrics import method_label
 from gateway.server.health import RESERVED
-from gateway.server.keys import CONFIG, METRICS
+from gateway.server.keys import CONFIG, METRICS, config_of
 from gateway.server.problem_pages import PROBLEM_PAGES
 from gateway.server.requestinfo import INFO, RequestInfo
 
@@ -197,7 +197,7 @@ def _open_path(path: str) -> bool:
 
 @web.middleware
 async def caller_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    tokens = request.app[CONFIG].caller_tokens
+    tokens = config_of(request.app).caller_tokens  # a reload may change them
     if tokens and not _open_path(request.path):
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")

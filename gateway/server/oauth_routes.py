@@ -33,7 +33,7 @@ from aiohttp import web
 from gateway.core.oauth1 import new_nonce
 from gateway.errors import InvalidRequest, UnknownUpstream, UpstreamUnavailable
 from gateway.logs import get_logger
-from gateway.server.keys import CONFIG, METRICS, STATE
+from gateway.server.keys import CONFIG, METRICS, STATE, config_of
 from gateway.server.middlewares import add_gateway_headers, problem_middleware
 from gateway.server.problem_pages import add_problem_routes
 from gateway.server.requestinfo import INFO
@@ -64,7 +64,7 @@ def _parts(request: web.Request) -> tuple[GatewayState, OAuth1Auth, KeyValueStor
     request[INFO].upstream = NAME
     state = request.app[STATE]
     auth = state.auths.get(NAME)
-    if NAME not in request.app[CONFIG].upstreams or not isinstance(auth, OAuth1Auth):
+    if NAME not in config_of(request.app).upstreams or not isinstance(auth, OAuth1Auth):
         raise UnknownUpstream(f"no upstream named {NAME!r} is configured")
     if state.token_store is None:
         raise UpstreamUnavailable("the token store is not ready", upstream=NAME)
@@ -76,7 +76,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     user = request.query.get("user", "")
     if not _USER.match(user):
         raise InvalidRequest("user must be 1-128 printable characters", upstream=NAME)
-    config = request.app[CONFIG]
+    config = config_of(request.app)
     cfg = config.upstreams[NAME]
     outbound = request_token_request(
         auth.consumer,
@@ -106,7 +106,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
             "unknown, used or expired request token: start the onboarding again", upstream=NAME
         )
     user, secret = pending
-    cfg = request.app[CONFIG].upstreams[NAME]
+    cfg = config_of(request.app).upstreams[NAME]
     outbound = access_token_request(
         auth.consumer,
         cfg.host_url,

@@ -36,7 +36,7 @@ from gateway.errors import (
 )
 from gateway.server.client import UpstreamClient
 from gateway.server.driver import exchange
-from gateway.server.keys import CONFIG, METRICS, STATE
+from gateway.server.keys import METRICS, STATE, config_of
 from gateway.server.limiter import wait_out
 from gateway.server.requestinfo import INFO
 from gateway.server.tracing_env import wait_span
@@ -127,7 +127,7 @@ def build_request(
 
 async def handle_proxy(request: web.Request) -> web.StreamResponse:
     name, sub = split_target(request)
-    config = request.app[CONFIG]
+    config = config_of(request.app)  # a reload may have swapped it
     state = request.app[STATE]
     metrics = request.app[METRICS]
     info = request[INFO]
@@ -259,7 +259,7 @@ def inspect_limit(spec: UpstreamSpec, head: UpstreamReply) -> int:
 def link_map(request: web.Request, cfg: UpstreamConfig, spec: UpstreamSpec) -> LinkMap:
     """The upstream's own root and the gateway's URL for it: ``public_url`` when
     configured, else the scheme and ``Host`` this request came with."""
-    config = request.app[CONFIG]
+    config = config_of(request.app)
     public = config.public_url if config.public_url_set else f"{request.scheme}://{request.host}"
     return LinkMap(cfg.base_url + spec.map_path("/").rstrip("/"), f"{public}/{cfg.name}")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gateway.config import GatewayConfig
 from gateway.server.client import UpstreamClient
 from gateway.server.limiter import Limiter, NoLimiter
 from gateway.upstreams.base import KeyValueStore, SessionFleet, UpstreamAuth
@@ -27,3 +29,8 @@ class GatewayState:
     shutting_down: bool = False
     tracing: Tracing | None = None  # None: tracing off (no OTEL_* endpoint)
     extras: dict[str, Any] = field(default_factory=dict)
+    # Hot reload (server/reload.py): the config in force once a reload swapped it in
+    # (None: the start-up one, app[CONFIG]), and the pools it replaced, closed at shutdown.
+    config: GatewayConfig | None = None
+    retired_sessions: list[Any] = field(default_factory=list)
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

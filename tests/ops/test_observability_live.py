@@ -58,6 +58,7 @@ EXTRA = {
     "gateway_build_info": ("gauge", {"version"}),
     "gateway_circuit_state": ("gauge", {"upstream"}),  # issue 15
     "gateway_circuit_transitions": ("counter", {"upstream", "to"}),
+    "gateway_config_reloads": ("counter", {"result"}),
 }
 # The client library's standard process and Python families (issue 14).
 PROCESS = {
