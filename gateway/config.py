@@ -20,6 +20,7 @@ from yarl import URL
 from gateway.config_reader import Problems, Secret, Section, environ, interpolate
 from gateway.config_yaml import parse_yaml
 from gateway.core.circuit import CircuitPolicy
+from gateway.core.retry import RetryPolicy
 from gateway.errors import ConfigError
 from gateway.redis_url import parse_redis_url
 from gateway.upstreams import REGISTRY
@@ -63,6 +64,7 @@ class UpstreamConfig:
     pool_timeout: float = 1.0  # wait for a free connection when all pool_size are busy
     idle_timeout: float = 30.0  # silence allowed between two pieces of the reply body
     circuit: CircuitPolicy | None = None  # None: no circuit breaker (docs/operations.md)
+    retry: RetryPolicy | None = None  # None: never resent (docs/operations.md, Retries)
 
     @property
     def host_url(self) -> str:
@@ -171,6 +173,35 @@ def _circuit(section: Section) -> CircuitPolicy:
     return policy
 
 
+def _retry(section: Section) -> RetryPolicy:
+    base = RetryPolicy()
+    methods = section.seq("methods") if "methods" in section.data else sorted(base.methods)
+    statuses = section.seq("statuses") if "statuses" in section.data else sorted(base.statuses)
+    if not all(isinstance(s, int) and 500 <= s <= 599 for s in statuses):
+        raise ConfigError(f"{section.key('statuses')}: expected a list of 5xx statuses")
+    budget = section.section("budget")
+    policy = RetryPolicy(
+        methods=frozenset(str(m).upper() for m in methods),
+        attempts=section.integer("attempts", base.attempts, minimum=1),
+        statuses=frozenset(statuses),
+        retry_429=section.flag("retry_429", base.retry_429),
+        backoff_base=section.duration("backoff_base", base.backoff_base),
+        backoff_max=section.duration("backoff_max", base.backoff_max),
+        deadline=section.duration("deadline", base.deadline),
+        budget_ratio=_ratio(budget, "ratio", base.budget_ratio),
+        budget_window=budget.duration("window", base.budget_window),
+        budget_min=budget.integer("min", base.budget_min),
+    )
+    budget.done()
+    for key in ("backoff_base", "backoff_max", "deadline"):
+        if getattr(policy, key) <= 0:
+            raise ConfigError(f"{section.key(key)}: must be positive")
+    if policy.budget_window <= 0:
+        raise ConfigError(f"{budget.key('window')}: must be positive")
+    section.done()
+    return policy
+
+
 def _base_url(section: Section) -> str:
     base_url = section.text("base_url").rstrip("/")
     url = URL(base_url)
@@ -223,6 +254,11 @@ def _upstream(name: str, section: Section, default_body: int, problems: Problems
         if "circuit" in section.data
         else None
     )
+    retry = (
+        problems.attempt(lambda: _retry(section.section("retry")), None)
+        if "retry" in section.data
+        else None
+    )
     cfg = UpstreamConfig(
         name=name,
         base_url=base_url,
@@ -235,6 +271,7 @@ def _upstream(name: str, section: Section, default_body: int, problems: Problems
         auth=auth,
         rate_limits=policies,
         circuit=circuit,
+        retry=retry,
     )
     section.done()
     return cfg

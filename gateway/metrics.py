@@ -81,6 +81,7 @@ class Metrics:
     circuit_state: Gauge
     circuit_transitions: Counter
     config_reloads: Counter
+    retries: Counter
     build_info: Info
 
 
@@ -206,6 +207,12 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "gateway_config_reloads_total",
             "Config reloads (SIGHUP): ok (in force) or refused (invalid, old config kept).",
             ["result"],
+            registry=reg,
+        ),
+        retries=Counter(
+            "gateway_upstream_retries_total",
+            "Calls sent to an upstream again, by the reason of the resend.",
+            ["upstream", "reason"],
             registry=reg,
         ),
         build_info=build,

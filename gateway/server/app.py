@@ -22,6 +22,7 @@ from gateway.server.oauth_routes import add_oauth_routes
 from gateway.server.problem_pages import add_problem_routes
 from gateway.server.proxy import handle_proxy
 from gateway.server.redis_client import SESSION_TIMEOUT, connect
+from gateway.server.retry import UpstreamRetry
 from gateway.server.shared_sessions import create_fleet
 from gateway.server.state import GatewayState
 from gateway.server.stores import create_store
@@ -80,6 +81,8 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         state.auths[name] = REGISTRY[name].build_auth(cfg.auth)
         if cfg.circuit is not None:
             state.breakers[name] = UpstreamBreaker(name, cfg.circuit, app[METRICS])
+        if cfg.retry is not None:
+            state.retries[name] = UpstreamRetry(name, cfg.retry, app[METRICS])
     yield
     for client in state.clients.values():
         await client.session.close()

@@ -186,6 +186,7 @@ def _record(
         upstream_ms=round(info.upstream_seconds * 1000, 3),
         ratelimit_delay_ms=round(info.ratelimit_delay * 1000, 3),
         upstream_status=info.upstream_status,
+        retries=max(0, info.attempts - 1),
         user=info.user,
     )
 

@@ -11,7 +11,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from gateway.config import UpstreamConfig
+from gateway.config import RatePolicy, UpstreamConfig
 from gateway.core.content_coding import upstream_accept_encoding
 from gateway.core.errormap import MAX_ERROR_BODY
 from gateway.core.headers import forwardable_reply_headers, forwardable_request_headers
@@ -25,6 +25,7 @@ from gateway.core.messages import (
 )
 from gateway.core.paths import UnsafePath, join_base, safe_subpath
 from gateway.errors import (
+    GatewayError,
     InvalidRequest,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -183,38 +184,39 @@ async def _proxy(
     account = auth.account(ctx)
     subpath = outbound.path[len(cfg.base_path) :] or "/"
     policies = [p for p in cfg.rate_limits if p.applies(request.method, subpath)]
-    decision = await state.limiter.acquire(name, policies, account, info.user)
-    info.ratelimit_headers = decision.headers
-    if not decision.allowed:
-        if decision.unavailable:
-            raise UpstreamUnavailable(decision.detail or "rate limiter unavailable", upstream=name)
-        raise RateLimited(
-            decision.detail or "the gateway's quota for this upstream account is used up",
-            upstream=name,
-            retry_after=decision.retry_after,
-        )
-    if decision.delay > 0:
-        info.ratelimit_delay = decision.delay
-        # gives the slot back if the caller leaves or a cool-down refuses it
-        with wait_span(state.tracing, name, decision.delay):
-            late = await wait_out(state.limiter, name, account, policies, info.user, decision,
-                                  lambda: request.transport is None)  # fmt: skip
-        if late is not None:  # a cool-down was put meanwhile
-            raise RateLimited(late.detail, upstream=name, retry_after=late.retry_after)
-
-    started = time.perf_counter()
-    info.attempts += 1
-    try:
-        result = await exchange(
-            client,
-            auth,
-            outbound,
-            ctx,
-            read_body=lambda head: inspect_limit(spec, head),
-            body=lambda: _caller_body(request, cfg.max_body_bytes, name),
-        )
-    finally:
-        info.upstream_seconds += time.perf_counter() - started
+    again = state.retries[name].start(request.method, info) if name in state.retries else None
+    while True:  # one pass per attempt: the quota again, signed again (auth.prepare)
+        await _pass_quota(request, name, account, policies)
+        started = time.perf_counter()
+        info.attempts += 1
+        try:
+            result = await exchange(
+                client,
+                auth,
+                outbound,
+                ctx,
+                read_body=lambda head: inspect_limit(spec, head),
+                body=lambda: _caller_body(request, cfg.max_body_bytes, name),
+            )
+        except GatewayError as exc:
+            retry = None if again is None else again.judge_error(exc)
+            if again is None or retry is None:
+                raise
+            await again.pause(retry)
+            continue
+        finally:
+            info.upstream_seconds += time.perf_counter() - started
+        if again is None or result.reply.status < 400:
+            break
+        retry = again.judge_reply(result.reply, replayable=not outbound.streamed_body)
+        if retry is None:
+            break
+        if result.response is not None:
+            result.response.close()
+        if result.reply.status == 429:  # the account is throttled for everyone
+            metrics.upstream_throttled.labels(name).inc()
+            await state.limiter.cooldown(name, account, retry.delay)
+        await again.pause(retry)
     reply = result.reply
     info.upstream_status = reply.status
     links = link_map(request, cfg, spec)
@@ -242,6 +244,31 @@ async def _proxy(
     return await _stream_response(
         request, result.response, reply, (), prefix=reply.wire_body or b"", client=client
     )
+
+
+async def _pass_quota(
+    request: web.Request, name: str, account: str, policies: list[RatePolicy]
+) -> None:
+    """The rate limiter's say on one attempt: go, wait for the slot, or refuse."""
+    state, info = request.app[STATE], request[INFO]
+    decision = await state.limiter.acquire(name, policies, account, info.user)
+    info.ratelimit_headers = decision.headers
+    if not decision.allowed:
+        if decision.unavailable:
+            raise UpstreamUnavailable(decision.detail or "rate limiter unavailable", upstream=name)
+        raise RateLimited(
+            decision.detail or "the gateway's quota for this upstream account is used up",
+            upstream=name,
+            retry_after=decision.retry_after,
+        )
+    if decision.delay > 0:
+        info.ratelimit_delay += decision.delay
+        # gives the slot back if the caller leaves or a cool-down refuses it
+        with wait_span(state.tracing, name, decision.delay):
+            late = await wait_out(state.limiter, name, account, policies, info.user, decision,
+                                  lambda: request.transport is None)  # fmt: skip
+        if late is not None:  # a cool-down was put meanwhile
+            raise RateLimited(late.detail, upstream=name, retry_after=late.retry_after)
 
 
 def inspect_limit(spec: UpstreamSpec, head: UpstreamReply) -> int:

@@ -7,7 +7,7 @@ in ``gateway_config_reloads_total{result="refused"}``, and the config in force
 keeps serving. A valid one replaces, at once and for the next call:
 
 - routes (``base_url``), limits, timeouts, pool settings, credentials,
-  circuit settings of every upstream, upstreams added or removed;
+  circuit and retry settings of every upstream, upstreams added or removed;
 - ``callers.tokens`` and ``public_url``.
 
 Only what changed is rebuilt: an upstream whose section is unchanged keeps its
@@ -39,6 +39,7 @@ from gateway.metrics import prime_metrics
 from gateway.server.app import secret_values
 from gateway.server.client import UpstreamClient, make_session
 from gateway.server.keys import METRICS, STATE, config_of
+from gateway.server.retry import UpstreamRetry
 from gateway.server.upstream_circuit import UpstreamBreaker
 from gateway.upstreams import REGISTRY
 
@@ -83,11 +84,13 @@ def _swap(app: web.Application, old: GatewayConfig, new: GatewayConfig) -> list[
     register_secrets(secret_values(new))
     prime_metrics(metrics, {n: [p.name for p in u.rate_limits] for n, u in new.upstreams.items()})
     clients, auths, breakers = dict(state.clients), dict(state.auths), dict(state.breakers)
+    retries = dict(state.retries)
     changed = sorted(set(old.upstreams) ^ set(new.upstreams))
     for name in set(old.upstreams) - set(new.upstreams):
         state.retired_sessions.append(clients.pop(name).session)
         auths.pop(name, None)
         breakers.pop(name, None)
+        retries.pop(name, None)
     for name, cfg in new.upstreams.items():
         before = old.upstreams.get(name)
         if before == cfg:
@@ -107,8 +110,13 @@ def _swap(app: web.Application, old: GatewayConfig, new: GatewayConfig) -> list[
             breakers.pop(name, None)
             if cfg.circuit is not None:
                 breakers[name] = UpstreamBreaker(name, cfg.circuit, metrics)
+        if before is None or before.retry != cfg.retry:
+            retries.pop(name, None)
+            if cfg.retry is not None:
+                retries[name] = UpstreamRetry(name, cfg.retry, metrics)
     # One assignment each: a call reads its upstream's objects once, at its start.
     state.clients, state.auths, state.breakers = clients, auths, breakers
+    state.retries = retries
     state.config = new
     return sorted(set(changed))
 

@@ -12,6 +12,7 @@ from gateway.server.limiter import Limiter, NoLimiter
 from gateway.upstreams.base import KeyValueStore, SessionFleet, UpstreamAuth
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
+    from gateway.server.retry import UpstreamRetry
     from gateway.server.tracing import Tracing
     from gateway.server.upstream_circuit import UpstreamBreaker
 
@@ -21,6 +22,7 @@ class GatewayState:
     clients: dict[str, UpstreamClient] = field(default_factory=dict)
     auths: dict[str, UpstreamAuth] = field(default_factory=dict)
     breakers: dict[str, UpstreamBreaker] = field(default_factory=dict)  # circuit: configured
+    retries: dict[str, UpstreamRetry] = field(default_factory=dict)  # retry: configured
     limiter: Limiter = field(default_factory=NoLimiter)
     store: KeyValueStore | None = None
     token_store: KeyValueStore | None = None  # per-user upstream tokens, encrypted at rest

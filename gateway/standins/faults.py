@@ -10,7 +10,8 @@ that never check authentication and misbehave on purpose:
 - ``ANY {prefix}/__fault/empty/{status}``    that status with an empty body
 - ``ANY {prefix}/__fault/echo``              200 JSON echo of the request
 - ``POST /__standin/outage`` (the fault switch, in ``recorder.py``): every
-  recorded request then fails, ``{"status": 503}`` with that status,
+  recorded request then fails, ``{"status": 503}`` with that status (and
+  ``"retry_after": S``, a ``Retry-After`` header),
   ``{"mode": "close"}`` by dropping the connection; ``{}`` (or a reset) heals
 - ``ANY {prefix}/__fault/big``               200, 5 MB of ``x`` streamed in chunks
   (``?size=N`` changes the size, ``?declare_length=1`` sends Content-Length)
@@ -92,7 +93,10 @@ def _outage_reply(request: web.Request, outage: dict[str, Any]) -> web.Response:
             request.transport.close()
         raise ConnectionResetError("stand-in outage: connection dropped")
     status = int(outage.get("status", 503))
-    return web.Response(status=status, text=f"outage: {status}", content_type="text/plain")
+    resp = web.Response(status=status, text=f"outage: {status}", content_type="text/plain")
+    if "retry_after" in outage:
+        resp.headers["Retry-After"] = str(outage["retry_after"])
+    return resp
 
 
 def seen_of(request: web.Request) -> Seen:

@@ -39,7 +39,8 @@ class Seen:
 class Recorder:
     def __init__(self) -> None:
         # The fault switch (POST /__standin/outage): every recorded request fails
-        # this way until healed. {"status": 503} answers that status (text/plain);
+        # this way until healed. {"status": 503} answers that status (text/plain;
+        # "retry_after": S adds that Retry-After header);
         # {"mode": "close"} drops the connection without a reply. {} heals.
         self.outage: dict[str, Any] | None = None
         self.seen: list[Seen] = []
@@ -93,8 +94,10 @@ async def _settings(request: web.Request) -> web.Response:
 
 async def _outage(request: web.Request) -> web.Response:
     update = await request.json() if request.can_read_body else {}
-    if not isinstance(update, dict) or update.keys() - {"status", "mode"}:
-        raise web.HTTPBadRequest(text='expected {"status": N} or {"mode": "close"} or {}')
+    if not isinstance(update, dict) or update.keys() - {"status", "mode", "retry_after"}:
+        raise web.HTTPBadRequest(
+            text='expected {"status": N[, "retry_after": S]} or {"mode": "close"} or {}'
+        )
     request.app[RECORDER].outage = update or None
     return web.json_response({"outage": update or None})
 

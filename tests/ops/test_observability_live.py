@@ -59,6 +59,7 @@ EXTRA = {
     "gateway_circuit_state": ("gauge", {"upstream"}),  # issue 15
     "gateway_circuit_transitions": ("counter", {"upstream", "to"}),
     "gateway_config_reloads": ("counter", {"result"}),
+    "gateway_upstream_retries": ("counter", {"upstream", "reason"}),
 }
 # The client library's standard process and Python families (issue 14).
 PROCESS = {

@@ -28,6 +28,7 @@ REJECT_POLICY = {
 def with_probe_policies(data: dict[str, Any]) -> None:
     data["upstreams"]["bizzstream"]["rate_limits"] = [REJECT_POLICY]
     data["upstreams"]["bizzstream"]["circuit"] = {}  # its series exist; one 500 a round: closed
+    data["upstreams"]["bizzstream"]["retry"] = {}  # its series exist (a 500 is not retried)
 
 
 def _get(base: str, path: str, **kw: Any) -> int:

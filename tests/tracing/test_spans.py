@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from gateway.core.retry import RetryPolicy
 from gateway.server.app import create_app
 from gateway.server.tracing import Tracing
 from tests.conftest import make_config
@@ -155,3 +157,28 @@ def test_tracing_off_loads_no_tracer() -> None:
         [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+async def test_each_retry_attempt_is_a_client_span(
+    aiohttp_client: Any, fresh_standins: Standins
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    config = make_config(fresh_standins)
+    bizz = replace(config.upstreams["bizzstream"], retry=RetryPolicy(backoff_base=0.001))
+    config = replace(config, upstreams={**config.upstreams, "bizzstream": bizz})
+    client = await aiohttp_client(create_app(config, tracing=Tracing.with_provider(provider)))
+    fresh_standins.admin("bizzstream", "/__standin/outage", {"status": 503})
+    try:
+        assert (await client.get("/bizzstream/api/v1/documents?ddName=t")).status == 502
+    finally:
+        fresh_standins.admin("bizzstream", "/__standin/outage", {})
+    spans = exporter.get_finished_spans()
+    (server,) = by_kind(spans, SpanKind.SERVER)
+    attempts = by_kind(spans, SpanKind.CLIENT)
+    assert len(attempts) == 3
+    assert all(a.parent is not None and server.context is not None
+               and a.parent.span_id == server.context.span_id for a in attempts)  # fmt: skip
+    assert [(a.attributes or {})["http.response.status_code"] for a in attempts] == [503] * 3
+    provider.shutdown()
