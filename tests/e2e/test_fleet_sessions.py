@@ -154,6 +154,50 @@ def test_one_login_for_the_fleet_after_the_session_expired(
     assert joined == REPLICAS - 1  # every other replica adopted that one login
 
 
+def test_cookies_one_replica_receives_reach_the_others_before_the_old_ones_end(
+    fleet: list[Gateway], fleet_standins: Standins
+) -> None:
+    """Beeswax rotates session cookies (every 10th call here); the old cookie
+    works for 2 s more. A replica that received the new cookie publishes the
+    jar and the others adopt it within a second, so no replica ever falls
+    back on the keep-logged-in cookie or logs in again."""
+    standins = fleet_standins
+    standins.reset()
+    warm_up(fleet, standins, "beeswax")
+    logins_before = logins(standins, "beeswax")
+    standins.admin("beeswax", "/__standin/settings", {"rotate_every": 10, "rotation_grace": 2})
+
+    async def traffic() -> list[int]:
+        statuses: list[int] = []
+        end = time.monotonic() + 4.0
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+            async def worker(gw: Gateway) -> None:
+                while time.monotonic() < end:
+                    async with session.get(gw.url + "/beeswax/rest/advertiser") as resp:
+                        await resp.read()
+                        statuses.append(resp.status)
+                    await asyncio.sleep(0.1)
+
+            await asyncio.gather(*(worker(gw) for gw in fleet))
+        return statuses
+
+    try:
+        statuses = asyncio.run(traffic())
+    finally:
+        standins.admin("beeswax", "/__standin/settings", {"rotate_every": 0})
+    stats = standins.stats("beeswax")
+    print(f"rotation: {len(statuses)} calls over {REPLICAS} replicas, "
+          f"{stats.get('session_rotated', 0)} rotations, "
+          f"{stats.get('session_renewed_by_remember', 0)} sessions renewed by the remember "
+          f"cookie, {logins(standins, 'beeswax') - logins_before} logins")  # fmt: skip
+    assert statuses == [200] * len(statuses)
+    assert stats.get("session_rotated", 0) >= 3
+    assert stats.get("session_renewed_by_remember", 0) == 0
+    assert stats.get("auth_failures", 0) == 0
+    assert logins(standins, "beeswax") == logins_before
+
+
 def lock_holder(redis_url: str, email: str) -> int | None:
     client = redis_sync.Redis.from_url(redis_url)
     try:
