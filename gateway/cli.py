@@ -26,6 +26,7 @@ from gateway.logs import configure_logging, get_logger, log_settings
 from gateway.server.app import create_app
 from gateway.server.health import add_health_routes
 from gateway.server.keys import CONFIG, METRICS, STATE
+from gateway.server.listener import BoundedSite, runner_options
 from gateway.server.oauth_routes import onboarding_app
 from gateway.server.reload import reload_on_sighup
 from gateway.server.tracing_env import load_tracing, tracing_enabled
@@ -54,12 +55,20 @@ def ops_app(app: web.Application) -> web.Application:
 
 
 async def _start(app: web.Application, host: str, port: int) -> web.AppRunner:
+    server = app[CONFIG].server
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=CANCEL_SECONDS
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=CANCEL_SECONDS,
+        **runner_options(server),
     )
     await runner.setup()
+    shed = app[METRICS].load_shed.labels("connections")
     try:
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        await BoundedSite(
+            runner, host, port, max_connections=server.max_connections, on_refused=shed.inc
+        ).start()
     except OSError:
         await runner.cleanup()  # close the client sessions and Redis made at setup
         raise

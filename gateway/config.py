@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from yarl import URL
 
 from gateway.config_reader import Problems, Secret, Section, environ, interpolate
+from gateway.config_server import ServerConfig, parse_server
 from gateway.config_yaml import parse_yaml
 from gateway.core.circuit import CircuitPolicy
 from gateway.core.retry import RetryPolicy
@@ -115,6 +116,7 @@ class GatewayConfig:
     # public_url was configured (not the listen address): links to upstreams are
     # rewritten to it, else to the Host each request came with (core/links.py).
     public_url_set: bool = False
+    server: ServerConfig = field(default_factory=ServerConfig)  # capacity (config_server.py)
 
 
 def _listen_url(host: str, port: int) -> str:
@@ -369,6 +371,9 @@ def _parse(data: Any, env: Mapping[str, str], problems: Problems) -> GatewayConf
             upstreams[name] = _upstream(name, sec, max_body, problems)
     if not upstreams and not problems.messages:
         problems.add("upstreams: at least one upstream is required")
+    largest_body = max([max_body, *(u.max_body_bytes for u in upstreams.values())])
+    server_section = root.section("server")
+    server = problems.attempt(lambda: parse_server(server_section, largest_body), ServerConfig())
 
     public_url = problems.attempt(
         lambda: _absolute_url(root, "public_url", _listen_url(host, port)), ""
@@ -391,6 +396,7 @@ def _parse(data: Any, env: Mapping[str, str], problems: Problems) -> GatewayConf
             lambda: _absolute_url(root, "problem_base_url", public_url + "/problems"), ""
         ),
         public_url_set=root.optional_str("public_url") is not None,
+        server=server,
     )
     root.done()
     if redis_cfg.url is not None and redis_cfg.shared_sessions and cfg.token_store_key is None:

@@ -4,6 +4,9 @@
 
     GatewayError                      (internal_error, 500)
     ├── InvalidRequest                (invalid_request, 400)
+    │   ├── RequestTimeout            (invalid_request, 408: body not received in time)
+    │   ├── ExpectationFailed         (invalid_request, 417: an Expect other than 100-continue)
+    │   └── CodingNotImplemented      (invalid_request, 501: a transfer coding but chunked)
     ├── CallerUnauthorized            (caller_unauthorized, 401)
     ├── UnknownUpstream               (unknown_upstream, 404)
     ├── PayloadTooLarge               (payload_too_large, 413)
@@ -12,6 +15,7 @@
     ├── UpstreamAuthFailed            (upstream_auth_failed, 502)
     ├── UpstreamError                 (upstream_error, 502)
     ├── UpstreamUnavailable           (upstream_unavailable, 503)
+    │   └── Overloaded                (upstream_unavailable, 503: the gateway sheds load)
     ├── UpstreamTimeout               (upstream_timeout, 504)
     └── UpstreamProblem               (any code: a mapped upstream error reply)
     ConfigError                       (not a request error: start-up fails)
@@ -28,6 +32,7 @@ from gateway.core.problem import Problem
 
 class GatewayError(Exception):
     code = "internal_error"
+    status: int | None = None  # None: the catalogue's status for the code
 
     def __init__(
         self,
@@ -44,6 +49,7 @@ class GatewayError(Exception):
     def to_problem(self) -> Problem:
         return Problem(
             code=self.code,
+            status=self.status,
             detail=self.detail,
             upstream=self.upstream,
             retry_after=self.retry_after,
@@ -53,6 +59,18 @@ class GatewayError(Exception):
 
 class InvalidRequest(GatewayError):
     code = "invalid_request"
+
+
+class RequestTimeout(InvalidRequest):
+    status = 408
+
+
+class ExpectationFailed(InvalidRequest):
+    status = 417
+
+
+class CodingNotImplemented(InvalidRequest):
+    status = 501
 
 
 class CallerUnauthorized(GatewayError):
@@ -85,6 +103,15 @@ class UpstreamError(GatewayError):
 
 class UpstreamUnavailable(GatewayError):
     code = "upstream_unavailable"
+
+
+class Overloaded(UpstreamUnavailable):
+    """The gateway refuses work beyond a capacity bound (``server.*``); ``reason``
+    is the ``gateway_load_shed_total`` label."""
+
+    def __init__(self, detail: str, *, reason: str, retry_after: float = 1.0) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.reason = reason
 
 
 class UpstreamTimeout(GatewayError):

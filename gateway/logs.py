@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.core.secrets import mask_known, remember_configured
 
@@ -126,6 +127,28 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     root.setLevel(numeric)
     # aiohttp's access log is replaced by the canonical request line.
     logging.getLogger("aiohttp.access").disabled = True
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
+        server_log.addFilter(MalformedRequestFilter())
+
+
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse at ERROR, with a traceback whose
+    message quotes the raw request line (query string included, which may hold
+    a secret). It becomes one WARNING line naming only the kind of error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        get_logger("gateway.access").warning(
+            "malformed_request",
+            error=type(exc).__name__,
+            status=exc.code,
+            remote=remote if isinstance(remote, str) else None,
+        )
+        return False
 
 
 def get_logger(name: str = "gateway") -> Any:

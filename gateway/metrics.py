@@ -52,6 +52,9 @@ UPSTREAM_FAILURES = (
 RENEWAL_RESULTS = ("ok", "error", "joined")  # joined: adopted another replica's login
 RELOAD_RESULTS = ("ok", "refused")
 
+# gateway_load_shed_total{reason}: which capacity bound refused the work.
+SHED_REASONS = ("connections", "inflight", "buffered_bytes")
+
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -82,6 +85,7 @@ class Metrics:
     circuit_transitions: Counter
     config_reloads: Counter
     retries: Counter
+    load_shed: Counter
     build_info: Info
 
 
@@ -215,6 +219,12 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             ["upstream", "reason"],
             registry=reg,
         ),
+        load_shed=Counter(
+            "gateway_load_shed_total",
+            "Work the gateway refused beyond a capacity bound (server.*), by reason.",
+            ["reason"],
+            registry=reg,
+        ),
         build_info=build,
     )
 
@@ -248,3 +258,5 @@ def prime_metrics(
         metrics.circuit_open.labels(dependency)
     for result in RELOAD_RESULTS:
         metrics.config_reloads.labels(result)
+    for reason in SHED_REASONS:
+        metrics.load_shed.labels(reason)

@@ -13,7 +13,9 @@ from gateway.config_reader import Secret
 from gateway.logs import get_logger, register_secrets
 from gateway.metrics import Metrics, create_metrics, prime_metrics
 from gateway.redis_url import parse_redis_url
+from gateway.server.budget import ByteBudget
 from gateway.server.client import UpstreamClient, make_session
+from gateway.server.framing import expect_handler
 from gateway.server.health import add_health_routes
 from gateway.server.keys import CONFIG, METRICS, STATE
 from gateway.server.limiter_redis import create_limiter
@@ -144,7 +146,7 @@ def create_app(
     prime_metrics(
         app[METRICS], {n: [p.name for p in u.rate_limits] for n, u in config.upstreams.items()}
     )
-    app[STATE] = GatewayState(tracing=tracing)
+    app[STATE] = GatewayState(tracing=tracing, budget=ByteBudget(config.server.max_buffered_bytes))
     app.on_response_prepare.append(add_gateway_headers)
     app.cleanup_ctx.append(_tracing)  # first in, last out: flushes spans of the last calls
     app.cleanup_ctx.append(_redis)
@@ -154,6 +156,7 @@ def create_app(
     add_oauth_routes(app)  # /oauth/... is reserved: before the catch-all proxy route
     add_problem_routes(app)  # /problems/... too
     # [\s\S]: a path with an encoded newline still reaches the proxy (and its 400).
-    app.router.add_route("*", r"/{upstream}/{tail:[\s\S]*}", handle_proxy)
-    app.router.add_route("*", "/{upstream}", handle_proxy)
+    route = app.router.add_route
+    route("*", r"/{upstream}/{tail:[\s\S]*}", handle_proxy, expect_handler=expect_handler)
+    route("*", "/{upstream}", handle_proxy, expect_handler=expect_handler)
     return app

@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.server.framing import expect_handler
 from gateway.server.keys import CONFIG, METRICS, STATE
 
 
@@ -59,5 +60,5 @@ RESERVED = frozenset(HANDLERS)
 def add_health_routes(app: web.Application) -> None:
     for path, handler in HANDLERS.items():
         resource = app.router.add_resource(path)
-        resource.add_route("GET", handler)
-        resource.add_route("*", _reserved)
+        resource.add_route("GET", handler, expect_handler=expect_handler)
+        resource.add_route("*", _reserved, expect_handler=expect_handler)

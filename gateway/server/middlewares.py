@@ -4,7 +4,9 @@
    exception into an RFC 9457 problem (an unexpected one becomes a 500 that
    names only the request id; the traceback goes to the log), and records the
    outcome: one canonical log line and the request metrics.
-2. ``caller_auth_middleware`` — checks the caller's own credential when
+2. ``framing_middleware`` — refuses an ``Expect`` other than ``100-continue``
+   (417) and a transfer coding other than ``chunked`` (501): ``framing.py``.
+3. ``caller_auth_middleware`` — checks the caller's own credential when
    ``callers.tokens`` is configured. Health paths stay open.
 """
 
@@ -25,6 +27,7 @@ from gateway.core.secrets import mask_known
 from gateway.errors import CallerUnauthorized, GatewayError, InvalidRequest
 from gateway.logs import get_logger
 from gateway.metrics import method_label
+from gateway.server.framing import framing_middleware
 from gateway.server.health import RESERVED
 from gateway.server.keys import CONFIG, METRICS, config_of
 from gateway.server.problem_pages import PROBLEM_PAGES
@@ -211,4 +214,4 @@ async def caller_auth_middleware(request: web.Request, handler: Handler) -> web.
     return await handler(request)
 
 
-MIDDLEWARES = (problem_middleware, caller_auth_middleware)
+MIDDLEWARES = (problem_middleware, framing_middleware, caller_auth_middleware)

@@ -33,6 +33,7 @@ from aiohttp import web
 from gateway.core.oauth1 import new_nonce
 from gateway.errors import InvalidRequest, UnknownUpstream, UpstreamUnavailable
 from gateway.logs import get_logger
+from gateway.server.framing import expect_handler
 from gateway.server.keys import CONFIG, METRICS, STATE, config_of
 from gateway.server.middlewares import add_gateway_headers, problem_middleware
 from gateway.server.problem_pages import add_problem_routes
@@ -148,5 +149,5 @@ def onboarding_app(app: web.Application) -> web.Application:
 def add_oauth_routes(app: web.Application) -> None:
     """Register before the catch-all proxy route; needs the shared store's cleanup ctx first."""
     app.cleanup_ctx.append(_token_store)
-    app.router.add_route("*", START, start)
-    app.router.add_route("*", CALLBACK, callback)
+    app.router.add_route("*", START, start, expect_handler=expect_handler)
+    app.router.add_route("*", CALLBACK, callback, expect_handler=expect_handler)

@@ -28,8 +28,10 @@ from gateway.errors import (
     GatewayError,
     InvalidRequest,
     MethodNotAllowed,
+    Overloaded,
     PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
     UnknownUpstream,
     UpstreamError,
     UpstreamProblem,
@@ -68,15 +70,26 @@ def split_target(request: web.Request) -> tuple[str, str]:
     return name, sub
 
 
-def _caller_body(request: web.Request, limit: int, name: str) -> AsyncIterator[bytes]:
+def _caller_body(
+    request: web.Request, limit: int, name: str, timeout: float
+) -> AsyncIterator[bytes]:
+    """The caller's body in chunks, at most ``limit`` bytes, all of it within
+    ``timeout`` (``server.body_timeout``) of the first read."""
+
     async def gen() -> AsyncIterator[bytes]:
         size = 0
         chunks = request.content.iter_chunked(STREAM_CHUNK)
+        deadline = asyncio.get_running_loop().time() + timeout
         while True:
             try:
-                chunk = await chunks.__anext__()
+                async with asyncio.timeout_at(deadline):
+                    chunk = await chunks.__anext__()
             except StopAsyncIteration:
                 return
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"the request body did not arrive within {timeout:g}s", upstream=name
+                ) from None
             except (OSError, asyncio.IncompleteReadError, HttpProcessingError) as exc:
                 raise InvalidRequest(
                     "the request body could not be read (the caller broke it off)",
@@ -91,10 +104,35 @@ def _caller_body(request: web.Request, limit: int, name: str) -> AsyncIterator[b
 
 
 async def read_body(request: web.Request, limit: int, name: str) -> bytes:
+    """The whole body, charged to the gateway's byte budget (``server.max_buffered_bytes``)
+    as it arrives; ``RequestInfo.buffered`` holds the charge, given back when the call ends."""
+    state = request.app[STATE]
+    info = request[INFO]
+    budget = state.budget
+
+    def charge(size: int) -> None:
+        if not budget.take(size):
+            request.app[METRICS].load_shed.labels("buffered_bytes").inc()
+            raise Overloaded(
+                f"the gateway holds {budget.limit} bytes of request bodies, its limit; "
+                "try again shortly",
+                reason="buffered_bytes",
+            )
+        info.buffered += size
+
+    declared = request.content_length
+    if declared is not None:
+        charge(declared)  # all of it up front: a refusal costs no reading
     chunks = []
-    async for chunk in _caller_body(request, limit, name):
+    size = 0
+    timeout = config_of(request.app).server.body_timeout
+    async for chunk in _caller_body(request, limit, name, timeout):
+        size += len(chunk)
+        if declared is None or size > declared:
+            charge(len(chunk))
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)  # the one copy; the chunks go with this frame
+    return body
 
 
 def build_request(
@@ -141,15 +179,26 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
         raise MethodNotAllowed(f"{request.method} is never forwarded", upstream=name)
     if state.shutting_down:
         raise UpstreamUnavailable("the gateway is shutting down", upstream=name)
+    inflight = state.extras.get("inflight", 0)
+    if inflight >= config.server.max_inflight:
+        # Shed before the event loop saturates: a saturated loop delays every
+        # call, its Redis round trips included (docs/operations.md, "Capacity").
+        metrics.load_shed.labels("inflight").inc()
+        raise Overloaded(
+            f"the gateway has {inflight} calls in flight, its limit; try again shortly",
+            reason="inflight",
+        )
     gauge = metrics.inflight.labels(name)
     gauge.inc()
-    state.extras["inflight"] = state.extras.get("inflight", 0) + 1
+    state.extras["inflight"] = inflight + 1
     try:
         async with guarded(state.breakers.get(name), info):  # an open circuit: 503 at once
             return await _proxy(request, name, sub, cfg, spec)
     finally:
         gauge.dec()
         state.extras["inflight"] -= 1
+        state.budget.give(info.buffered)
+        info.buffered = 0
 
 
 async def _proxy(
@@ -196,7 +245,9 @@ async def _proxy(
                 outbound,
                 ctx,
                 read_body=lambda head: inspect_limit(spec, head),
-                body=lambda: _caller_body(request, cfg.max_body_bytes, name),
+                body=lambda: _caller_body(
+                    request, cfg.max_body_bytes, name, config_of(request.app).server.body_timeout
+                ),
             )
         except GatewayError as exc:
             retry = None if again is None else again.judge_error(exc)

@@ -22,6 +22,7 @@ class RequestInfo:
     sent_status: int | None = None  # the status already sent when streaming
     attempts: int = 0  # exchanges sent upstream for this call (0: it never left)
     code: str = ""  # the outcome's problem code ("ok"), set when the call ends (for the span)
+    buffered: int = 0  # request bytes charged to the gateway's byte budget
 
 
 INFO = web.RequestKey("gateway_info", RequestInfo)

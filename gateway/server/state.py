@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.config import GatewayConfig
+from gateway.server.budget import ByteBudget
 from gateway.server.client import UpstreamClient
 from gateway.server.limiter import Limiter, NoLimiter
 from gateway.upstreams.base import KeyValueStore, SessionFleet, UpstreamAuth
@@ -30,6 +31,7 @@ class GatewayState:
     fleet: SessionFleet | None = None  # upstream sessions shared through Redis
     shutting_down: bool = False
     tracing: Tracing | None = None  # None: tracing off (no OTEL_* endpoint)
+    budget: ByteBudget = field(default_factory=lambda: ByteBudget(64 * 1024 * 1024))
     extras: dict[str, Any] = field(default_factory=dict)
     # Hot reload (server/reload.py): the config in force once a reload swapped it in
     # (None: the start-up one, app[CONFIG]), and the pools it replaced, closed at shutdown.

@@ -1,0 +1,99 @@
+"""The caller-facing listener: a bounded number of connections, a deadline for
+each request head, handlers cancelled when their caller leaves.
+
+- ``server.max_connections``: a connection over the bound is answered at once
+  with a 503 ``upstream_unavailable`` problem (``Retry-After: 1``) and closed,
+  before anything is read from it; counted in
+  ``gateway_load_shed_total{reason="connections"}``. aiohttp's ``TCPSite`` has
+  no such bound, so :class:`BoundedSite` serves the runner's protocol factory
+  through its own, which counts the open connections first.
+- ``server.head_timeout``: aiohttp's keep-alive timer closes a connection that
+  has not delivered a complete request head this long after it opened or after
+  its last reply. The timer is not pushed back by partial data, so it is a
+  deadline for slowly trickled heads too (slowloris), not only for idle ones.
+- Handler cancellation: a caller that disconnects cancels its handler, which
+  cancels the upstream call and releases its connection (status 499).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.config_server import ServerConfig
+from gateway.core.problem import PROBLEM_CONTENT_TYPE, Problem
+
+
+def runner_options(server: ServerConfig) -> dict[str, Any]:
+    """Keyword arguments of ``web.AppRunner`` (passed on to each connection's handler)."""
+    return {"handler_cancellation": True, "keepalive_timeout": server.head_timeout}
+
+
+def _refusal(problem: Problem) -> bytes:
+    body = problem.to_json(instance="/", request_id=uuid.uuid4().hex)
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        f"Content-Type: {PROBLEM_CONTENT_TYPE}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Retry-After: 1\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class _Refuse(asyncio.Protocol):
+    def __init__(self, problem: Problem) -> None:
+        self._problem = problem
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(_refusal(self._problem))
+        transport.close()
+
+
+class BoundedSite(web.BaseSite):
+    """A TCP site that serves at most ``max_connections`` connections at once."""
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        max_connections: int,
+        on_refused: Callable[[], None],
+    ) -> None:
+        super().__init__(runner)
+        self._host = host
+        self._port = port
+        self._max = max_connections
+        self._on_refused = on_refused
+        self._problem = Problem(
+            code="upstream_unavailable",
+            detail=f"the gateway has {max_connections} caller connections open, its limit",
+            retry_after=1.0,
+        )
+
+    @property
+    def name(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+
+        def protocol() -> asyncio.Protocol:
+            if len(server.connections) >= self._max:
+                self._on_refused()
+                return _Refuse(self._problem)
+            return server()
+
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            protocol, self._host, self._port, reuse_address=True
+        )
