@@ -52,6 +52,8 @@ UPSTREAM_FAILURES = (
 RENEWAL_RESULTS = ("ok", "error", "joined")  # joined: adopted another replica's login
 RELOAD_RESULTS = ("ok", "refused")
 
+# gateway_ratelimit_fallback_decisions_total{reason}: why a decision was made without Redis.
+FALLBACK_REASONS = ("circuit_open", "timeout", "error")
 # gateway_load_shed_total{reason}: which capacity bound refused the work.
 SHED_REASONS = ("connections", "inflight", "buffered_bytes")
 
@@ -86,6 +88,9 @@ class Metrics:
     config_reloads: Counter
     retries: Counter
     load_shed: Counter
+    fallback_decisions: Counter
+    fallback_seconds: Counter
+    circuit_openings: Counter
     build_info: Info
 
 
@@ -225,6 +230,23 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             ["reason"],
             registry=reg,
         ),
+        fallback_decisions=Counter(
+            "gateway_ratelimit_fallback_decisions_total",
+            "Limiter decisions made without Redis (redis.on_error), by reason.",
+            ["upstream", "reason"],
+            registry=reg,
+        ),
+        fallback_seconds=Counter(
+            "gateway_ratelimit_fallback_seconds_total",
+            "Time the limiter's Redis circuit breaker has been open (decisions on fallback).",
+            registry=reg,
+        ),
+        circuit_openings=Counter(
+            "gateway_circuit_openings_total",
+            "Times the circuit breaker of a dependency opened.",
+            ["dependency"],
+            registry=reg,
+        ),
         build_info=build,
     )
 
@@ -249,6 +271,8 @@ def prime_metrics(
         metrics.cooldowns.labels(name)
         for reason in UPSTREAM_FAILURES:
             metrics.upstream_failures.labels(name, reason)
+        for reason in FALLBACK_REASONS:
+            metrics.fallback_decisions.labels(name, reason)
         for result in RENEWAL_RESULTS:
             metrics.auth_renewals.labels(name, result)
         for policy in policies:
@@ -256,6 +280,7 @@ def prime_metrics(
                 metrics.ratelimit_decisions.labels(name, policy, decision)
     for dependency in dependencies:
         metrics.circuit_open.labels(dependency)
+        metrics.circuit_openings.labels(dependency)
     for result in RELOAD_RESULTS:
         metrics.config_reloads.labels(result)
     for reason in SHED_REASONS:

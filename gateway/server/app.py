@@ -24,6 +24,7 @@ from gateway.server.oauth_routes import add_oauth_routes
 from gateway.server.problem_pages import add_problem_routes
 from gateway.server.proxy import handle_proxy
 from gateway.server.redis_client import SESSION_TIMEOUT, connect
+from gateway.server.redis_time import hard_timeout
 from gateway.server.retry import UpstreamRetry
 from gateway.server.shared_sessions import create_fleet
 from gateway.server.state import GatewayState
@@ -100,7 +101,9 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
             "limits_in_memory", detail="REDIS_URL is unset: limits and state are per process"
         )
     else:
-        state.redis = connect(config.redis, config.redis.timeout)
+        # The limiter's own bound is redis.timeout of Redis's time (redis_time.py);
+        # the client's socket timeout holds whatever the event loop's lag.
+        state.redis = connect(config.redis, hard_timeout(config.redis.timeout))
     # The token store and the shared sessions read credentials: no fallback
     # answer exists for them, so they get a patient client of their own.
     sessions_redis = None
@@ -144,7 +147,9 @@ def create_app(
     app[CONFIG] = config
     app[METRICS] = metrics if metrics is not None else create_metrics()
     prime_metrics(
-        app[METRICS], {n: [p.name for p in u.rate_limits] for n, u in config.upstreams.items()}
+        app[METRICS],
+        {n: [p.name for p in u.rate_limits] for n, u in config.upstreams.items()},
+        ("redis",) if config.redis.url is not None else (),
     )
     app[STATE] = GatewayState(tracing=tracing, budget=ByteBudget(config.server.max_buffered_bytes))
     app.on_response_prepare.append(add_gateway_headers)

@@ -50,6 +50,7 @@ from gateway.server.limiter import (
 )
 from gateway.server.limiter_memory import MemoryLimiter
 from gateway.server.redis_script import SCRIPT, RedisUnavailable, ScriptRunner
+from gateway.server.redis_time import within
 
 log = get_logger("gateway.ratelimit")
 
@@ -66,6 +67,7 @@ class RedisLimiter:
         self._local = MemoryLimiter(metrics, config.key_prefix, share=config.replicas)
         self._breaker = CircuitBreaker(self._probe, config.probe_interval, self._changed)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._fallback_since: float | None = None  # monotonic, while the breaker is open
 
     async def start(self) -> None:
         try:
@@ -96,6 +98,7 @@ class RedisLimiter:
         user: str | None,
     ) -> Decision:
         if self._breaker.is_open:
+            self._metrics.fallback_decisions.labels(upstream, "circuit_open").inc()
             return await self._fallback(upstream, policies, account, user)
         call = plan(self._prefix, upstream, policies, account, user)
         future = self.runner.submit(
@@ -103,18 +106,19 @@ class RedisLimiter:
         )
         abandoned = functools.partial(self._abandoned, upstream, call)
         try:
-            # Each call is decided within redis.timeout, even one queued behind
-            # a round trip in flight.
-            async with asyncio.timeout(self._config.timeout):
-                reply = await asyncio.shield(future)
+            # Each call is decided within redis.timeout of Redis's time (not the
+            # loop's lag), even one queued behind a round trip in flight.
+            reply = await within(asyncio.shield(future), self._config.timeout)
         except asyncio.CancelledError:
             # The caller left while Redis was answering: give back what it got.
             future.add_done_callback(abandoned)
             raise
         except TimeoutError:
             future.add_done_callback(abandoned)  # Redis may still reserve a slot
+            self._metrics.fallback_decisions.labels(upstream, "timeout").inc()
             return await self._fallback(upstream, policies, account, user)
         except RedisUnavailable:
+            self._metrics.fallback_decisions.labels(upstream, "error").inc()
             return await self._fallback(upstream, policies, account, user)
         outcome = parse_reply(reply, call.limits, call.keys)
         self._local.mirror(outcome)
@@ -145,8 +149,7 @@ class RedisLimiter:
         if not self._breaker.is_open:
             key = plan(self._prefix, upstream, (), account, None).cooldown
             try:
-                async with asyncio.timeout(self._config.timeout):
-                    left = await self.runner.submit((key,), ["check"])
+                left = await within(self.runner.submit((key,), ["check"]), self._config.timeout)
             except (RedisUnavailable, TimeoutError):
                 pass  # counted by the runner
             else:
@@ -202,10 +205,9 @@ class RedisLimiter:
         """Redis answers and has the script; then what this process reserved
         in memory meanwhile is handed to Redis, so that no replica's queued
         calls are forgotten when the shared limits resume."""
+        self._count_fallback_time()  # the counter moves during a long outage too
         try:
-            async with asyncio.timeout(self._config.timeout):
-                await self._redis.ping()
-                await self._redis.script_load(SCRIPT)
+            await within(self._ping_and_load(), self._config.timeout)
         except (RedisError, OSError, TimeoutError) as exc:
             self._metrics.redis_errors.inc()
             raise RedisUnavailable(type(exc).__name__) from exc
@@ -216,7 +218,21 @@ class RedisLimiter:
         if any(isinstance(r, BaseException) for r in results):
             raise RedisUnavailable("seeding failed")  # counted by the runner
 
+    def _count_fallback_time(self) -> None:
+        if self._fallback_since is not None:
+            now = time.monotonic()
+            self._metrics.fallback_seconds.inc(now - self._fallback_since)
+            self._fallback_since = now
+
+    async def _ping_and_load(self) -> None:
+        await self._redis.ping()
+        await self._redis.script_load(SCRIPT)
+
     def _changed(self, opened: bool) -> None:
+        self._count_fallback_time()
+        self._fallback_since = time.monotonic() if opened else None
+        if opened:
+            self._metrics.circuit_openings.labels("redis").inc()
         self._metrics.circuit_open.labels("redis").set(int(opened))
         self._metrics.limiter_backend.set(int(opened))
         if not opened:

@@ -1,5 +1,8 @@
 """Running ``gateway/lua/gcra.lua`` in Redis: EVALSHA, NOSCRIPT reload, batching.
 
+- Each round trip has ``redis.timeout`` of Redis's time, not of event-loop lag
+  (:func:`~gateway.server.redis_time.within`).
+
 - :data:`SCRIPT` (package data) is read once and run with ``EVALSHA``; a
   ``NOSCRIPT`` answer (a restarted Redis, ``SCRIPT FLUSH``) loads it again and
   re-runs the calls that missed, so it survives either.
@@ -20,6 +23,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+from gateway.server.redis_time import within
 
 SCRIPT = files("gateway").joinpath("lua/gcra.lua").read_text()
 
@@ -61,8 +66,7 @@ class ScriptRunner:
         return future
 
     async def load(self) -> None:
-        async with asyncio.timeout(self._timeout):
-            await self._redis.script_load(SCRIPT)
+        await within(self._redis.script_load(SCRIPT), self._timeout)
 
     async def _one(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         (result,) = await self._run([(keys, args)])
@@ -112,14 +116,7 @@ class ScriptRunner:
         """One round trip (plus a ``SCRIPT LOAD`` and re-send on ``NOSCRIPT``)
         within ``timeout``; a failure is reported to ``on_failure`` once."""
         try:
-            async with asyncio.timeout(self._timeout):
-                results = await self._send(calls)
-                missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-                if missing:
-                    await self._redis.script_load(SCRIPT)
-                    again = await self._send([calls[i] for i in missing])
-                    for i, result in zip(missing, again, strict=True):
-                        results[i] = result
+            results = await within(self._round_trip(calls), self._timeout)
         except (RedisError, OSError, TimeoutError) as exc:
             raise self._failed(RedisUnavailable(type(exc).__name__)) from exc
         out = [
@@ -129,6 +126,18 @@ class ScriptRunner:
         if errors:
             self._failed(errors[0])
         return out
+
+    async def _round_trip(
+        self, calls: list[tuple[Sequence[str], Sequence[str | int]]]
+    ) -> list[Any]:
+        results = await self._send(calls)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            await self._redis.script_load(SCRIPT)
+            again = await self._send([calls[i] for i in missing])
+            for i, result in zip(missing, again, strict=True):
+                results[i] = result
+        return results
 
     async def _send(self, calls: list[tuple[Sequence[str], Sequence[str | int]]]) -> list[Any]:
         self.round_trips += 1

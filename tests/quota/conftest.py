@@ -13,6 +13,7 @@ from gateway.config import RatePolicy, RedisConfig
 from gateway.config_reader import Secret
 from gateway.metrics import Metrics, create_metrics
 from gateway.server.limiter_redis import RedisLimiter
+from gateway.server.redis_time import hard_timeout
 
 Factory = Callable[..., Awaitable[RedisLimiter]]
 
@@ -46,9 +47,11 @@ def redis_config(url: str, **fields: Any) -> RedisConfig:
 
 
 def client(url: str, timeout: float = 0.05) -> aioredis.Redis:
-    """Like the app's client: short timeouts, no retry on timeout."""
+    """Like the app's client: redis-py's socket timeouts are the hard bound (the
+    limiter's own ``timeout`` is of Redis's time), no retry on timeout."""
+    hard = hard_timeout(timeout)
     return aioredis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
+        url, socket_timeout=hard, socket_connect_timeout=hard, retry_on_timeout=False
     )
 
 
