@@ -106,9 +106,9 @@ class RedisLimiter:
         )
         abandoned = functools.partial(self._abandoned, upstream, call)
         try:
-            # Each call is decided within redis.timeout of Redis's time (not the
-            # loop's lag), even one queued behind a round trip in flight.
-            reply = await within(asyncio.shield(future), self._config.timeout)
+            # Each call is decided within two redis.timeout of Redis's time (not
+            # the loop's lag): a round trip in flight ahead of it, then its own.
+            reply = await within(asyncio.shield(future), 2 * self._config.timeout)
         except asyncio.CancelledError:
             # The caller left while Redis was answering: give back what it got.
             future.add_done_callback(abandoned)
