@@ -244,7 +244,8 @@ async def _proxy(
                 auth,
                 outbound,
                 ctx,
-                read_body=lambda head: inspect_limit(spec, head),
+                # A HEAD reply has no body to inspect; its Content-Length is the GET's.
+                read_body=lambda head: 0 if request.method == "HEAD" else inspect_limit(spec, head),
                 body=lambda: _caller_body(
                     request, cfg.max_body_bytes, name, config_of(request.app).server.body_timeout
                 ),

@@ -188,7 +188,8 @@ class UpstreamSpec:
     # True when errors hide inside HTTP 200 replies (the body must be read).
     errors_in_200: bool = False
     # True when its JSON success bodies name resources by absolute URLs under its
-    # base URL (BuzzStream): they are rewritten to the gateway (core/links.py).
+    # base URL (BuzzStream URIs, Beeswax 2.0 pages): rewritten to the gateway
+    # (core/links.py).
     links_in_body: bool = False
     # Default rate-limit policies, as config mappings (see docs/ratelimits.md).
     default_limits: tuple[Mapping[str, Any], ...] = ()

@@ -294,6 +294,7 @@ SPEC = UpstreamSpec(
     build_auth=SessionCookieAuth,
     parse_error=parse_error,
     errors_in_200=True,
+    links_in_body=True,  # 2.0 lists link their pages: "next"/"previous" are URIs
     success_headers=partial_failure_headers,
     answer_locally=answer_locally,
     default_limits=(

@@ -71,3 +71,24 @@ def test_location_of_every_upstream_is_rewritten(client: Caller, gateway: Gatewa
         target = quote("/a/b%20c?x=1", safe="/")
         headers, _ = client.raw("GET", f"/{upstream}/__fault/location/{status}?path={target}")
         assert headers["location"] == f"{gateway.url}/{upstream}/a/b%20c?x=1", upstream
+
+
+def test_head_keeps_the_length_of_the_body_it_describes(gateway: Gateway) -> None:
+    """A HEAD reply is not read for links (nor for hidden errors): its Content-Length
+    is the upstream's, not the 0 bytes that came."""
+    for path in ("/buzzstream/__fault/echo", "/beeswax/__fault/echo"):
+        status, headers, body = call(gateway, "HEAD", path, None, {"Accept-Encoding": "gzip"})
+        assert (status, body) == (200, b"")
+        assert int(headers["content-length"]) > 100, path
+
+
+def test_beeswax_v2_pages_link_back_through_the_gateway(client: Caller, gateway: Gateway) -> None:
+    """Beeswax 2.0 lists name their next and previous pages by absolute URIs."""
+    first = json.loads(client.call("GET", "/beeswax/rest/v2/campaigns?page_size=50").content)
+    assert first["previous"] is None
+    assert first["next"].startswith(f"{gateway.url}/beeswax/rest/v2/campaigns?")
+    second = client.call("GET", first["next"])
+    assert second.status == 200
+    page = json.loads(second.content)
+    assert page["previous"].startswith(f"{gateway.url}/beeswax/rest/v2/campaigns?")
+    assert page["results"][0]["id"] == first["results"][-1]["id"] + 1
