@@ -29,19 +29,23 @@ RUN groupadd --system --gid 10001 gateway \
        --shell /usr/sbin/nologin gateway
 COPY --from=build /opt/gateway /opt/gateway
 COPY config/gateway.yaml /etc/gateway/gateway.yaml
+# The proxy stays on loopback (the config's `listen`, 127.0.0.1:8080): only the app
+# sharing the pod's network reaches it. Only the ops listener (/healthz, /readyz,
+# /metrics: no upstream access) is on the pod IP. Exposing the proxy takes a
+# non-loopback `listen` AND callers.tokens (or allow_unauthenticated_callers: true).
 ENV PATH=/opt/gateway/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     GATEWAY_CONFIG=/etc/gateway/gateway.yaml \
-    GATEWAY_LISTEN=0.0.0.0:8080 \
+    GATEWAY_OPS_LISTEN=0.0.0.0:9090 \
     GATEWAY_LOG_FORMAT=json
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 9090
 # The gateway drains on SIGTERM: /readyz fails at once, calls in flight get
 # shutdown_grace (20 s by default) to finish, then it exits 0.
 STOPSIGNAL SIGTERM
 # The slim image has no curl: `gateway healthcheck` GETs /healthz with urllib
-# (on GATEWAY_OPS_LISTEN when set, else GATEWAY_LISTEN).
+# (on GATEWAY_OPS_LISTEN when set, else GATEWAY_LISTEN, else 127.0.0.1:8080).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["gateway", "healthcheck"]
 ENTRYPOINT ["gateway"]

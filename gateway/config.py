@@ -17,6 +17,7 @@ from typing import Any
 
 from yarl import URL
 
+from gateway.config_callers import CallerToken, check_exposure, parse_callers
 from gateway.config_reader import Problems, Secret, Section, environ, interpolate
 from gateway.config_server import ServerConfig, parse_server
 from gateway.config_yaml import parse_yaml
@@ -101,7 +102,7 @@ class GatewayConfig:
     shutdown_grace: float
     log_level: str
     log_format: str  # "auto" | "json" | "console"
-    caller_tokens: tuple[Secret, ...]
+    caller_tokens: tuple[CallerToken, ...]  # callers.tokens; empty: no caller auth
     redis: RedisConfig
     upstreams: Mapping[str, UpstreamConfig]
     token_store_key: Secret | None
@@ -361,9 +362,12 @@ def _parse(data: Any, env: Mapping[str, str], problems: Problems) -> GatewayConf
     log_format = log.choice("format", ("auto", "json", "console"), "auto")
     log.done()
 
-    callers = root.section("callers")
-    caller_tokens = tuple(Secret(str(t)) for t in callers.seq("tokens") if str(t))
-    callers.done()
+    no_callers: tuple[CallerToken, ...] = ()
+    caller_tokens = problems.attempt(lambda: parse_callers(root.section("callers")), no_callers)
+    allow_open = root.flag("allow_unauthenticated_callers", False)
+    source = "GATEWAY_LISTEN" if env.get("GATEWAY_LISTEN") else "listen"
+    with problems.guard():
+        check_exposure(source, host, port, caller_tokens, allow_open)
 
     upstreams = {}
     for name, sec in root.section("upstreams").items():

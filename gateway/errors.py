@@ -8,6 +8,8 @@
     │   ├── ExpectationFailed         (invalid_request, 417: an Expect other than 100-continue)
     │   └── CodingNotImplemented      (invalid_request, 501: a transfer coding but chunked)
     ├── CallerUnauthorized            (caller_unauthorized, 401)
+    ├── CallerForbidden               (forbidden, 403: not for this X-Gateway-User)
+    ├── Conflict                      (conflict, 409: onboarding a user who has a token)
     ├── UnknownUpstream               (unknown_upstream, 404)
     ├── PayloadTooLarge               (payload_too_large, 413)
     ├── MethodNotAllowed              (method_not_allowed, 405: TRACE, CONNECT)
@@ -75,6 +77,14 @@ class CodingNotImplemented(InvalidRequest):
 
 class CallerUnauthorized(GatewayError):
     code = "caller_unauthorized"
+
+
+class CallerForbidden(GatewayError):
+    code = "forbidden"
+
+
+class Conflict(GatewayError):
+    code = "conflict"
 
 
 class UnknownUpstream(GatewayError):

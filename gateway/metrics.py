@@ -91,6 +91,7 @@ class Metrics:
     fallback_decisions: Counter
     fallback_seconds: Counter
     circuit_openings: Counter
+    oauth_replacements: Counter
     build_info: Info
 
 
@@ -245,6 +246,12 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "gateway_circuit_openings_total",
             "Times the circuit breaker of a dependency opened.",
             ["dependency"],
+            registry=reg,
+        ),
+        oauth_replacements=Counter(
+            "gateway_oauth_token_replacements_total",
+            "Onboardings that replaced a user's stored upstream token (?replace=true).",
+            ["upstream"],
             registry=reg,
         ),
         build_info=build,

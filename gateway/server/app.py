@@ -9,6 +9,7 @@ from aiohttp import web, web_response
 from yarl import URL
 
 from gateway.config import GatewayConfig
+from gateway.config_callers import is_loopback
 from gateway.config_reader import Secret
 from gateway.logs import get_logger, register_secrets
 from gateway.metrics import Metrics, create_metrics, prime_metrics
@@ -47,7 +48,7 @@ web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
 
 def secret_values(config: GatewayConfig) -> list[str]:
     """Every configured secret, so the log redactor masks it wherever it appears."""
-    found: list[str] = [t.reveal() for t in config.caller_tokens]
+    found: list[str] = [caller.token.reveal() for caller in config.caller_tokens]
     if config.token_store_key is not None:
         found.append(config.token_store_key.reveal())
     if config.redis.url is not None:
@@ -142,6 +143,13 @@ def create_app(
 ) -> web.Application:
     """The gateway app; ``tracing`` (see ``tracing_env.load_tracing``) None means off."""
     register_secrets(secret_values(config))
+    if not config.caller_tokens and not is_loopback(config.listen_host):
+        log.warning(
+            "callers_unauthenticated",
+            detail=f"the proxy listens on {config.listen_host}:{config.listen_port} without "
+            "caller tokens (allow_unauthenticated_callers: true): anything that reaches it "
+            "can call the upstreams with the gateway's credentials",
+        )
     middlewares = MIDDLEWARES if tracing is None else (tracing.middleware, *MIDDLEWARES)
     app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     app[CONFIG] = config

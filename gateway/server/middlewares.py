@@ -6,14 +6,14 @@
    outcome: one canonical log line and the request metrics.
 2. ``framing_middleware`` — refuses an ``Expect`` other than ``100-continue``
    (417) and a transfer coding other than ``chunked`` (501): ``framing.py``.
-3. ``caller_auth_middleware`` — checks the caller's own credential when
-   ``callers.tokens`` is configured. Health paths stay open.
+3. ``caller_auth_middleware`` (``caller_auth.py``) — checks the caller's own
+   credential when ``callers.tokens`` is configured, and that it may act for the
+   ``X-Gateway-User`` it sends. Health paths stay open.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import math
 import re
 import time
@@ -24,19 +24,16 @@ from aiohttp import web
 
 from gateway.core.problem import DEFAULT_PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Problem
 from gateway.core.secrets import mask_known
-from gateway.errors import CallerUnauthorized, GatewayError, InvalidRequest
+from gateway.errors import GatewayError, InvalidRequest
 from gateway.logs import get_logger
 from gateway.metrics import method_label
+from gateway.server.caller_auth import caller_auth_middleware
 from gateway.server.framing import framing_middleware
 from gateway.server.health import RESERVED
-from gateway.server.keys import CONFIG, METRICS, config_of
-from gateway.server.problem_pages import PROBLEM_PAGES
+from gateway.server.keys import CONFIG, METRICS
 from gateway.server.requestinfo import INFO, RequestInfo
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# A browser back from an upstream carries no caller token; the one-time OAuth request
-# token guards this route instead (gateway/server/oauth_routes.py).
-BROWSER_CALLBACKS = frozenset({"/oauth/buzzstream/callback"})
 _TOKEN = re.compile(r"^[\x21-\x7e]{1,128}$")
 log = get_logger("gateway.access")
 
@@ -192,26 +189,6 @@ def _record(
         retries=max(0, info.attempts - 1),
         user=info.user,
     )
-
-
-def _open_path(path: str) -> bool:
-    """Health, a browser callback, or a problem type's page (public documentation)."""
-    return path in RESERVED or path in BROWSER_CALLBACKS or path.startswith(PROBLEM_PAGES)
-
-
-@web.middleware
-async def caller_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    tokens = config_of(request.app).caller_tokens  # a reload may change them
-    if tokens and not _open_path(request.path):
-        given = request.headers.get("Authorization", "")
-        scheme, _, value = given.partition(" ")
-        raw = value.encode("utf-8", "surrogateescape")  # never fails on odd bytes
-        ok = scheme.lower() == "bearer" and any(
-            hmac.compare_digest(raw, t.reveal().encode()) for t in tokens
-        )
-        if not ok:
-            raise CallerUnauthorized("a valid caller token is required (Authorization: Bearer)")
-    return await handler(request)
 
 
 MIDDLEWARES = (problem_middleware, framing_middleware, caller_auth_middleware)

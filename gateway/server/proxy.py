@@ -11,7 +11,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from gateway.config import RatePolicy, UpstreamConfig
+from gateway.config import UpstreamConfig
 from gateway.core.content_coding import upstream_accept_encoding
 from gateway.core.errormap import MAX_ERROR_BODY
 from gateway.core.headers import forwardable_reply_headers, forwardable_request_headers
@@ -30,19 +30,17 @@ from gateway.errors import (
     MethodNotAllowed,
     Overloaded,
     PayloadTooLarge,
-    RateLimited,
     RequestTimeout,
     UnknownUpstream,
     UpstreamError,
     UpstreamProblem,
     UpstreamUnavailable,
 )
+from gateway.server.admission import pass_quota
 from gateway.server.client import UpstreamClient
 from gateway.server.driver import exchange
 from gateway.server.keys import METRICS, STATE, config_of
-from gateway.server.limiter import wait_out
 from gateway.server.requestinfo import INFO
-from gateway.server.tracing_env import wait_span
 from gateway.server.upstream_circuit import guarded
 from gateway.upstreams import REGISTRY
 from gateway.upstreams.base import CallContext, LocalAnswer, UpstreamSpec
@@ -235,7 +233,7 @@ async def _proxy(
     policies = [p for p in cfg.rate_limits if p.applies(request.method, subpath)]
     again = state.retries[name].start(request.method, info) if name in state.retries else None
     while True:  # one pass per attempt: the quota again, signed again (auth.prepare)
-        await _pass_quota(request, name, account, policies)
+        await pass_quota(request, name, account, policies, info.user)
         started = time.perf_counter()
         info.attempts += 1
         try:
@@ -296,31 +294,6 @@ async def _proxy(
     return await _stream_response(
         request, result.response, reply, (), prefix=reply.wire_body or b"", client=client
     )
-
-
-async def _pass_quota(
-    request: web.Request, name: str, account: str, policies: list[RatePolicy]
-) -> None:
-    """The rate limiter's say on one attempt: go, wait for the slot, or refuse."""
-    state, info = request.app[STATE], request[INFO]
-    decision = await state.limiter.acquire(name, policies, account, info.user)
-    info.ratelimit_headers = decision.headers
-    if not decision.allowed:
-        if decision.unavailable:
-            raise UpstreamUnavailable(decision.detail or "rate limiter unavailable", upstream=name)
-        raise RateLimited(
-            decision.detail or "the gateway's quota for this upstream account is used up",
-            upstream=name,
-            retry_after=decision.retry_after,
-        )
-    if decision.delay > 0:
-        info.ratelimit_delay += decision.delay
-        # gives the slot back if the caller leaves or a cool-down refuses it
-        with wait_span(state.tracing, name, decision.delay):
-            late = await wait_out(state.limiter, name, account, policies, info.user, decision,
-                                  lambda: request.transport is None)  # fmt: skip
-        if late is not None:  # a cool-down was put meanwhile
-            raise RateLimited(late.detail, upstream=name, retry_after=late.retry_after)
 
 
 def inspect_limit(spec: UpstreamSpec, head: UpstreamReply) -> int:

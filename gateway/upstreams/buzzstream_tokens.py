@@ -20,6 +20,7 @@ from the store, perhaps written by another replica) is registered with
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
 from gateway.core.messages import OutboundRequest, UpstreamReply
@@ -59,20 +60,43 @@ async def save_user_token(store: KeyValueStore, user: str, token: str, secret: s
     await store.set(USER_KEY + user, value)
 
 
-async def save_pending(store: KeyValueStore, request_token: str, user: str, secret: str) -> None:
-    value = json.dumps({"user": user, "token_secret": secret}).encode()
-    await store.set(PENDING_KEY + request_token, value, ttl=PENDING_TTL)
+@dataclass(frozen=True)
+class Pending:
+    """An onboarding between its request token and the user's approval."""
+
+    user: str
+    secret: str  # the request token's secret
+    replace: bool = False  # the caller asked to replace the user's stored token
+    caller: str = ""  # the caller's name (callers.tokens[].name), for the log
 
 
-async def take_pending(store: KeyValueStore, request_token: str) -> tuple[str, str] | None:
-    """The (user, temporary secret) of a request token, usable once."""
+async def save_pending(
+    store: KeyValueStore,
+    request_token: str,
+    user: str,
+    secret: str,
+    *,
+    replace: bool = False,
+    caller: str = "",
+) -> None:
+    value = {"user": user, "token_secret": secret, "replace": replace, "caller": caller}
+    await store.set(PENDING_KEY + request_token, json.dumps(value).encode(), ttl=PENDING_TTL)
+
+
+async def take_pending(store: KeyValueStore, request_token: str) -> Pending | None:
+    """The onboarding a request token started, usable once."""
     key = PENDING_KEY + request_token
-    found = _decode(await store.get(key), "user", "token_secret")
+    raw = await store.get(key)
+    found = _decode(raw, "user", "token_secret")
     if found is None:
         return None
     remember_secret(found[1])
     await store.set(key, b"", ttl=GONE_TTL)
-    return found[0], found[1]
+    data = json.loads(raw or b"{}")
+    caller = data.get("caller")
+    return Pending(
+        found[0], found[1], data.get("replace") is True, caller if isinstance(caller, str) else ""
+    )
 
 
 def _signed_post(

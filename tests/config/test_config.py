@@ -140,7 +140,8 @@ def test_shipped_config_names_each_missing_variable(missing: str) -> None:
 
 def test_env_overrides_listen_and_redis() -> None:
     env = {**shipped_env(), "GATEWAY_LISTEN": "0.0.0.0:9999", "REDIS_URL": "redis://r:6379/0",
-           "GATEWAY_TOKEN_STORE_KEY": "k"}  # fmt: skip
+           "GATEWAY_TOKEN_STORE_KEY": "k",
+           "GATEWAY_ALLOW_UNAUTHENTICATED_CALLERS": "true"}  # fmt: skip
     config = load_config(SHIPPED, env=env)
     assert (config.listen_host, config.listen_port) == ("0.0.0.0", 9999)
     assert config.redis.url is not None and config.redis.url.reveal() == "redis://r:6379/0"
@@ -226,3 +227,46 @@ def test_problem_types_follow_public_url_unless_a_base_is_set() -> None:
     )
     with pytest.raises(ConfigError, match="public_url: expected an absolute http"):
         load_config(SHIPPED, env={**shipped_env(), "GATEWAY_PUBLIC_URL": "gw.example"})
+
+
+# --- exposure and callers (issue 10 items 1, 2) -----------------------------------------
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:8080", "[::]:8080", "10.0.0.7:8080", "gw.internal:80"])
+def test_a_proxy_beyond_loopback_without_caller_tokens_refuses_to_start(listen: str) -> None:
+    env = {**shipped_env(), "GATEWAY_LISTEN": listen}
+    with pytest.raises(ConfigError) as err:
+        load_config(SHIPPED, env=env)
+    (message,) = err.value.problems
+    assert message.startswith(f"GATEWAY_LISTEN: {listen.replace('[', '').replace(']', '')} is "
+                              "not a loopback address and callers.tokens is empty")  # fmt: skip
+    assert "call the upstreams with the gateway's credentials" in message  # the risk, named
+    assert "allow_unauthenticated_callers: true" in message
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:8080", "127.0.0.2:1", "[::1]:8080", "localhost:80"])
+def test_loopback_needs_no_caller_tokens(listen: str) -> None:
+    config = load_config(SHIPPED, env={**shipped_env(), "GATEWAY_LISTEN": listen})
+    assert config.caller_tokens == ()
+
+
+def test_exposure_is_accepted_with_caller_tokens_or_the_explicit_opt_in(tmp_path: Path) -> None:
+    env = {**shipped_env(), "GATEWAY_LISTEN": "0.0.0.0:8080"}
+    opted_in = load_config(SHIPPED, env={**env, "GATEWAY_ALLOW_UNAUTHENTICATED_CALLERS": "true"})
+    assert opted_in.listen_host == "0.0.0.0" and opted_in.caller_tokens == ()
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        SHIPPED.read_text()
+        + "callers:\n  tokens:\n"
+        + "    - {name: reports, token: tok-reports, users: [alice, 'bob@example.com', 42]}\n"
+        + "    - {token: tok-admin, users: '*'}\n"
+        + "    - {token: tok-shared-only, users: []}\n"
+    )
+    config = load_config(path, env=env)
+    reports, admin, shared = config.caller_tokens
+    assert reports.name == "reports" and reports.token == Secret("tok-reports")
+    assert reports.users == frozenset({"alice", "bob@example.com", "42"})
+    assert reports.may_act_for("alice") and not reports.may_act_for("carol")
+    assert admin.name == "callers.tokens[1]" and admin.users is None and admin.may_act_for("x")
+    assert shared.users == frozenset() and not shared.may_act_for("alice")
+    assert "tok-reports" not in repr(config)

@@ -36,7 +36,7 @@ def buzz() -> Iterator[Standins]:
 @pytest.fixture(scope="module")
 def gateway(buzz: Standins, redis_url: str, tmp_path_factory: Any) -> Iterator[Gateway]:
     def change(data: dict[str, Any]) -> None:
-        data["callers"] = {"tokens": ["caller-token-for-tests"]}
+        data["callers"] = {"tokens": [{"token": "caller-token-for-tests", "users": "*"}]}
         data["token_store_key"] = "${GATEWAY_TOKEN_STORE_KEY}"
 
     config = write_config(tmp_path_factory.mktemp("buzz"), change)

@@ -191,7 +191,7 @@ async def test_a_non_ascii_caller_token_is_a_401_not_a_500(
     aiohttp_client: Any, fresh_standins: Standins, tmp_path: Path
 ) -> None:
     data = yaml.safe_load(CONFIG.read_text())
-    data["callers"] = {"tokens": ["caller-secret-1"]}
+    data["callers"] = {"tokens": [{"token": "caller-secret-1", "users": "*"}]}
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(data))
     client = await _client(aiohttp_client, fresh_standins, path)

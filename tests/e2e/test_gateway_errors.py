@@ -81,7 +81,7 @@ async def test_caller_authentication_when_configured(
     aiohttp_client: Any, fresh_standins: Standins, tmp_path: Path
 ) -> None:
     data = yaml.safe_load(CONFIG.read_text())
-    data["callers"] = {"tokens": ["caller-secret-1"]}
+    data["callers"] = {"tokens": [{"token": "caller-secret-1", "users": "*"}]}
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(data))
     client = await aiohttp_client(create_app(make_config(fresh_standins, path)))

@@ -83,7 +83,7 @@ def test_onboarding_listener_serves_the_callback_and_nothing_else(
     public = f"http://127.0.0.1:{onboarding}"
 
     def change(data: dict[str, Any]) -> None:
-        data["callers"] = {"tokens": ["caller-token-for-tests"]}
+        data["callers"] = {"tokens": [{"token": "caller-token-for-tests", "users": "*"}]}
 
     env = gateway_env(
         standins, redis_url,

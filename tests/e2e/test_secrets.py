@@ -70,7 +70,7 @@ STANDIN_SETTINGS: dict[str, Any] = {
 
 
 def configure(data: dict[str, Any]) -> None:
-    data["callers"] = {"tokens": ["${CALLER_TOKEN}"]}
+    data["callers"] = {"tokens": [{"token": "${CALLER_TOKEN}", "users": "*"}]}
     data["token_store_key"] = "${GATEWAY_TOKEN_STORE_KEY}"
     up = data["upstreams"]
     up["bizzstream"]["auth"] = {

@@ -7,10 +7,12 @@ from typing import Any
 
 import yaml
 
+from gateway.config import load_config
 from gateway.config_reader import _VAR
 from gateway.devrun import STANDIN_CREDENTIALS
 from gateway.standins.__main__ import STANDINS
 from tests.harness import CONFIG
+from tests.ops import dockerfile
 from tests.ops.support import DEPLOY, ROOT
 
 COMPOSE_DIR = DEPLOY / "compose"
@@ -73,6 +75,13 @@ def test_the_gateway_gets_every_variable_the_shipped_config_needs() -> None:
         assert env[f"{upstream.upper()}_URL"] == f"http://standins:{port}{suffix}"
     host, port = env["GATEWAY_LISTEN"].rsplit(":", 1)
     assert host == "0.0.0.0"
+    # Beyond loopback without caller tokens: only with the explicit opt-in (the demo
+    # publishes the port on the host's loopback alone).
+    assert env["GATEWAY_ALLOW_UNAUTHENTICATED_CALLERS"] == "true"
+    image_env = {k: v for k, v in dockerfile.parse(ROOT / "Dockerfile")[-1].env().items()
+                 if k != "PATH"}  # fmt: skip
+    config = load_config(CONFIG, {**image_env, **{k: str(v) for k, v in env.items()}})
+    assert (config.listen_host, str(config.listen_port)) == ("0.0.0.0", port)
     published = _compose()["services"]["gateway"]["ports"][0]
     assert published.endswith(f":{port}")
 

@@ -136,8 +136,11 @@ def test_the_image_command_starts_the_gateway_from_a_clean_venv(
     shutil.copy2(ROOT / source, mounted)
     env["GATEWAY_CONFIG"] = str(mounted)
     env.update(standin_env(standins.urls))  # what a Secret and the pod spec would set
-    port = free_port()
-    env["GATEWAY_LISTEN"] = f"127.0.0.1:{port}"  # the image says 0.0.0.0:8080
+    port, ops_port = free_port(), free_port()
+    assert "GATEWAY_LISTEN" not in image_env  # the shipped config's loopback listen applies
+    env["GATEWAY_LISTEN"] = f"127.0.0.1:{port}"  # a free port instead of 127.0.0.1:8080
+    assert image_env["GATEWAY_OPS_LISTEN"] == "0.0.0.0:9090"
+    env["GATEWAY_OPS_LISTEN"] = f"127.0.0.1:{ops_port}"  # a free port on this shared machine
     env["GATEWAY_LOG_FORMAT"] = image_env["GATEWAY_LOG_FORMAT"]
 
     installed = run([str(bin_dir / "python"), "-c", "import gateway; print(gateway.__file__)"],

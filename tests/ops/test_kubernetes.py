@@ -19,6 +19,9 @@ import pytest
 import yaml
 
 from gateway.config import load_config
+from gateway.config_callers import is_loopback
+from tests.harness import ROOT
+from tests.ops import dockerfile
 from tests.ops.support import DEPLOY, load_yaml_docs
 
 K8S = DEPLOY / "kubernetes"
@@ -199,3 +202,46 @@ def test_only_the_onboarding_listener_is_exposed_to_browsers() -> None:
         backend = path["backend"]["service"]
         assert (backend["name"], backend["port"]["name"]) == ("gateway-onboarding", port["name"])
     assert ingress["spec"]["tls"][0]["hosts"] == [rule["host"]]
+
+
+def test_image_env_pod_env_and_configmap_together_keep_the_proxy_on_loopback(
+    tmp_path: Path,
+) -> None:
+    """The config exactly as the running container sees it (issue 10 item 1): the
+    image's ENV, overridden by the pod's env, with the ConfigMap mounted where
+    GATEWAY_CONFIG points. The image used to set GATEWAY_LISTEN=0.0.0.0:8080, which
+    beat the ConfigMap's loopback `listen`: a check of the ConfigMap alone missed it."""
+    runtime = dockerfile.parse(ROOT / "Dockerfile")[-1]
+    image_env = {k: v for k, v in runtime.env().items() if k != "PATH"}
+    env = {**image_env, **_pod_env()}
+    pod = _app()["spec"]["template"]["spec"]
+    gateway = _gateway(pod)
+    (mount,) = gateway["volumeMounts"]
+    assert env["GATEWAY_CONFIG"] == f"{mount['mountPath']}/gateway.yaml"
+    path = tmp_path / "gateway.yaml"
+    path.write_text(_find("ConfigMap", "gateway-config")["data"]["gateway.yaml"])
+    config = load_config(path, env)  # the real loader, its exposure check included
+    assert is_loopback(config.listen_host), config.listen_host
+    ops_port = {p["name"]: p["containerPort"] for p in gateway["ports"]}["gateway-ops"]
+    assert config.ops_listen == ("0.0.0.0", ops_port)
+    assert config.listen_port not in [p["containerPort"] for p in gateway["ports"]]
+    # The image alone, with its shipped config, is on loopback too; it exposes only ops.
+    shipped = load_config(ROOT / "config" / "gateway.yaml", {**image_env, **_pod_env()})
+    assert is_loopback(shipped.listen_host)
+    assert shipped.ops_listen == ("0.0.0.0", ops_port)
+    assert runtime.all("EXPOSE") == [str(ops_port)]
+
+
+def test_the_network_policy_admits_only_the_sidecars_declared_non_proxy_ports() -> None:
+    policy = _find("NetworkPolicy", "example-app-ingress")
+    labels = _app()["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    admitted = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    pod = _app()["spec"]["template"]["spec"]
+    declared = {p["name"] for c in pod["initContainers"] + pod["containers"]
+                for p in c.get("ports", [])}  # fmt: skip
+    # Every port a container declares is admitted (a new listener must be added here),
+    # and nothing else: the proxy's port is not among them.
+    assert admitted == declared == {"gateway-ops", "gateway-onboard"}
+    assert all(rule["ports"] for rule in policy["spec"]["ingress"])  # none admits every port

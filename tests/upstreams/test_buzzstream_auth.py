@@ -24,6 +24,7 @@ from gateway.standins.oauth1_verify import (
 from gateway.upstreams.base import CallContext
 from gateway.upstreams.buzzstream import BuzzStreamAuthSettings, OAuth1Auth, TokenPair
 from gateway.upstreams.buzzstream_tokens import (
+    Pending,
     access_token_request,
     authorize_location,
     load_user_token,
@@ -141,7 +142,7 @@ async def test_three_legged_requests_verify_and_the_pending_token_is_used_once()
     verify(exchange, tokens, kind="request")
     store = MemoryStore()
     await save_pending(store, "rt", "alice", "sec")
-    assert await take_pending(store, "rt") == ("alice", "sec")
+    assert await take_pending(store, "rt") == Pending("alice", "sec")
     assert await take_pending(store, "rt") is None
     assert await load_user_token(store, "nobody") is None
     assert authorize_location("http://h/v1", "/oauth_verification", "a b") == (

@@ -15,6 +15,7 @@ from gateway.server.stores import MemoryStore
 from gateway.upstreams.base import CallContext
 from gateway.upstreams.beeswax import BeeswaxAuthSettings, SessionCookieAuth
 from gateway.upstreams.buzzstream_tokens import (
+    Pending,
     load_user_token,
     parse_token_reply,
     save_pending,
@@ -122,5 +123,5 @@ async def test_buzzstream_token_secrets_from_replies_and_the_store_are_masked() 
     assert mask_known(stored_secret) == stored_secret
     assert mask_known(pending_secret) == pending_secret
     assert await load_user_token(store, "bob") == ("at2", stored_secret)
-    assert await take_pending(store, "rt2") == ("carol", pending_secret)
+    assert await take_pending(store, "rt2") == Pending("carol", pending_secret)
     assert_masked(stored_secret, pending_secret)
