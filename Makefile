@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean venv redis-server prometheus ops-lint
+.PHONY: run test lint bench soak clean venv redis-server prometheus ops-lint
 
 venv: $(STAMP)
 
@@ -69,6 +69,11 @@ ops-lint: venv
 
 bench: venv
 	$(BIN)/python bench/limiter.py
+
+# issue 10: 10 minutes of mixed traffic (SOAK_MINUTES to change); not part of make test
+SOAK_MINUTES ?= 10
+soak: venv redis-server
+	$(BIN)/python bench/soak.py --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

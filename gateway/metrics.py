@@ -53,7 +53,7 @@ RENEWAL_RESULTS = ("ok", "error", "joined")  # joined: adopted another replica's
 RELOAD_RESULTS = ("ok", "refused")
 
 # gateway_ratelimit_fallback_decisions_total{reason}: why a decision was made without Redis.
-FALLBACK_REASONS = ("circuit_open", "timeout", "error")
+FALLBACK_REASONS = ("circuit_open", "error")  # error: the round trip failed or timed out
 # gateway_load_shed_total{reason}: which capacity bound refused the work.
 SHED_REASONS = ("connections", "inflight", "buffered_bytes")
 

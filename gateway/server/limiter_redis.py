@@ -50,7 +50,7 @@ from gateway.server.limiter import (
 )
 from gateway.server.limiter_memory import MemoryLimiter
 from gateway.server.redis_script import SCRIPT, RedisUnavailable, ScriptRunner
-from gateway.server.redis_time import within
+from gateway.server.redis_time import LagClock, within
 
 log = get_logger("gateway.ratelimit")
 
@@ -63,19 +63,24 @@ class RedisLimiter:
         self._config = config
         self._metrics = metrics
         self._prefix = config.key_prefix
-        self.runner = ScriptRunner(redis, config.timeout, batch, on_failure=self._failed)
+        self._clock = LagClock()
+        self.runner = ScriptRunner(
+            redis, config.timeout, batch, on_failure=self._failed, clock=self._clock
+        )
         self._local = MemoryLimiter(metrics, config.key_prefix, share=config.replicas)
         self._breaker = CircuitBreaker(self._probe, config.probe_interval, self._changed)
         self._tasks: set[asyncio.Task[None]] = set()
         self._fallback_since: float | None = None  # monotonic, while the breaker is open
 
     async def start(self) -> None:
+        self._clock.start()
         try:
             await self.runner.load()
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed(RedisUnavailable(type(exc).__name__))
 
     async def aclose(self) -> None:
+        await self._clock.aclose()
         await self._breaker.aclose()
         await self.runner.aclose()
         for task in list(self._tasks):
@@ -106,17 +111,15 @@ class RedisLimiter:
         )
         abandoned = functools.partial(self._abandoned, upstream, call)
         try:
-            # Each call is decided within two redis.timeout of Redis's time (not
-            # the loop's lag): a round trip in flight ahead of it, then its own.
-            reply = await within(asyncio.shield(future), 2 * self._config.timeout)
+            # The round trip carrying this call has redis.timeout of Redis's time
+            # (not the loop's lag), and a failed round trip fails the calls queued
+            # behind it at once: so a decision comes within redis.timeout of a
+            # free loop, and goes local only when Redis failed (counted, breaker).
+            reply = await asyncio.shield(future)
         except asyncio.CancelledError:
             # The caller left while Redis was answering: give back what it got.
             future.add_done_callback(abandoned)
             raise
-        except TimeoutError:
-            future.add_done_callback(abandoned)  # Redis may still reserve a slot
-            self._metrics.fallback_decisions.labels(upstream, "timeout").inc()
-            return await self._fallback(upstream, policies, account, user)
         except RedisUnavailable:
             self._metrics.fallback_decisions.labels(upstream, "error").inc()
             return await self._fallback(upstream, policies, account, user)
@@ -149,7 +152,9 @@ class RedisLimiter:
         if not self._breaker.is_open:
             key = plan(self._prefix, upstream, (), account, None).cooldown
             try:
-                left = await within(self.runner.submit((key,), ["check"]), self._config.timeout)
+                left = await within(
+                    self.runner.submit((key,), ["check"]), self._config.timeout, self._clock
+                )
             except (RedisUnavailable, TimeoutError):
                 pass  # counted by the runner
             else:
@@ -207,7 +212,7 @@ class RedisLimiter:
         calls are forgotten when the shared limits resume."""
         self._count_fallback_time()  # the counter moves during a long outage too
         try:
-            await within(self._ping_and_load(), self._config.timeout)
+            await within(self._ping_and_load(), self._config.timeout, self._clock)
         except (RedisError, OSError, TimeoutError) as exc:
             self._metrics.redis_errors.inc()
             raise RedisUnavailable(type(exc).__name__) from exc

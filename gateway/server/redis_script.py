@@ -24,7 +24,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from gateway.server.redis_time import within
+from gateway.server.redis_time import LagClock, within
 
 SCRIPT = files("gateway").joinpath("lua/gcra.lua").read_text()
 
@@ -44,12 +44,14 @@ class ScriptRunner:
         timeout: float,
         batch: bool = True,
         on_failure: Callable[[RedisUnavailable], None] | None = None,
+        clock: LagClock | None = None,
     ) -> None:
         self.sha = hashlib.sha1(SCRIPT.encode()).hexdigest()
         self._redis = redis
         self._timeout = timeout
         self._batch = batch
         self._on_failure = on_failure  # called once per failed round trip
+        self._clock = clock  # the loop's lag, not counted against Redis
         self._pending: list[Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self.round_trips = 0  # for the benchmark
@@ -66,7 +68,7 @@ class ScriptRunner:
         return future
 
     async def load(self) -> None:
-        await within(self._redis.script_load(SCRIPT), self._timeout)
+        await within(self._redis.script_load(SCRIPT), self._timeout, self._clock)
 
     async def _one(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         (result,) = await self._run([(keys, args)])
@@ -115,10 +117,13 @@ class ScriptRunner:
     async def _run(self, calls: list[tuple[Sequence[str], Sequence[str | int]]]) -> list[Any]:
         """One round trip (plus a ``SCRIPT LOAD`` and re-send on ``NOSCRIPT``)
         within ``timeout``; a failure is reported to ``on_failure`` once."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            results = await within(self._round_trip(calls), self._timeout)
+            results = await within(self._round_trip(calls), self._timeout, self._clock)
         except (RedisError, OSError, TimeoutError) as exc:
-            raise self._failed(RedisUnavailable(type(exc).__name__)) from exc
+            took = round((loop.time() - started) * 1000)
+            raise self._failed(RedisUnavailable(f"{type(exc).__name__} after {took} ms")) from exc
         out = [
             RedisUnavailable(type(r).__name__) if isinstance(r, Exception) else r for r in results
         ]

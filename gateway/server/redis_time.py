@@ -15,6 +15,7 @@ answered: a real timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -37,15 +38,48 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()  # a late failure of an abandoned call is not an error here
 
 
-async def within(aw: Awaitable[T], seconds: float) -> T:
+class LagClock:
+    """How long this process's event loop was held from its timers, in all: a
+    task that asks to wake every :data:`TICK` seconds adds up how late it wakes.
+    Long callbacks, a saturated loop and the OS descheduling the process all
+    show up, whenever they happen (before a command is even written, too)."""
+
+    TICK = 0.01
+
+    def __init__(self) -> None:
+        self.held = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + self.TICK
+            await asyncio.sleep(self.TICK)
+            self.held += max(0.0, loop.time() - expected)
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def within(aw: Awaitable[T], seconds: float, clock: LagClock | None = None) -> T:
     """``aw``'s result, or ``TimeoutError`` once ``seconds`` have passed with the
     loop free to see the answer (or :func:`hard_timeout` in any case); ``aw``
-    is then cancelled."""
+    is then cancelled. ``clock`` (when running) counts the time the loop was
+    held during the wait, wherever in it."""
     loop = asyncio.get_running_loop()
     future = asyncio.ensure_future(aw)
     started = loop.time()
     deadline = started + seconds
     hard = started + hard_timeout(seconds)
+    mark = clock.held if clock is not None else 0.0
     try:
         while True:
             done, _ = await asyncio.wait({future}, timeout=max(0.0, deadline - loop.time()))
@@ -58,10 +92,14 @@ async def within(aw: Awaitable[T], seconds: float) -> T:
                 if future.done():
                     return future.result()
             turns = loop.time() - now
-            if max(late, turns) <= LATE_AFTER + seconds / 10 or now >= hard:
+            held = 0.0
+            if clock is not None:
+                held, mark = clock.held - mark, clock.held
+            lost = max(late, turns, held)
+            if lost <= LATE_AFTER + seconds / 10 or now >= hard:
                 raise TimeoutError  # the loop was free: Redis has not answered
-            # The loop is busy: the answer may sit unread behind the queued work.
-            deadline = min(hard, loop.time() + max(late, turns))
+            # The loop was held: give that time back, and look again.
+            deadline = min(hard, loop.time() + lost)
     finally:
         if not future.done():
             future.cancel()
