@@ -43,7 +43,8 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, standins: Standins, own_redis: RedisServer) -> Iterator[Gateway]:
+def gateway(tmp_path: Path, fresh_standins: Standins, own_redis: RedisServer) -> Iterator[Gateway]:
+    standins = fresh_standins
     config = yaml.safe_load(CONFIG.read_text())
     config["redis"]["probe_interval"] = "200ms"
     config["upstreams"]["bizzstream"]["rate_limits"] = [
@@ -104,6 +105,10 @@ async def _scenario(gw: Gateway, server: RedisServer) -> dict[str, object]:
             await asyncio.sleep(0.05)
     recovered_at = time.monotonic()
     await asyncio.sleep(1.0)
+    # Read while calls still flow: a GCRA key expires soon after its last call.
+    client = redis.Redis.from_url(server.url)
+    keys = await asyncio.to_thread(client.keys, "gw:{bizzstream:*}:per_env")
+    client.close()
     stop.set()
     await load
     return {
@@ -114,11 +119,12 @@ async def _scenario(gw: Gateway, server: RedisServer) -> dict[str, object]:
         "ready_down": ready_down,
         "metrics_down": metrics_down,
         "metrics_end": (await _get(gw, "/metrics"))[1],
+        "keys": keys,
     }
 
 
 def test_calls_keep_being_answered_while_redis_is_down_and_limits_come_back(
-    gateway: Gateway, own_redis: RedisServer
+    gateway: Gateway, own_redis: RedisServer, fresh_standins: Standins
 ) -> None:
     run = asyncio.run(_scenario(gateway, own_redis))
     results: list[Result] = run["results"]  # type: ignore[assignment]
@@ -142,10 +148,17 @@ def test_calls_keep_being_answered_while_redis_is_down_and_limits_come_back(
     metrics_end = str(run["metrics_end"])
     assert metric(metrics_end, "gateway_ratelimit_fallback_active") == 0
     assert metric(metrics_end, 'gateway_circuit_open{dependency="redis"}') == 0
-    # both hand-overs keep the queue: no 1 s window sees more than the quota
-    times = sorted(when for when, _, _ in results)
-    peak = max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
-    print(f"{len(results)} calls, {len(during)} while Redis was down, peak {peak}/s")
+    # Both hand-overs keep the queue: no window sees more than the quota. Counted where
+    # the quota matters, at the upstream's arrival times. Paced calls arrive one
+    # emission interval (50 ms) apart, so 21 of them span exactly 1.0 s and a few ms
+    # of scheduling jitter on a loaded box put a 22nd into a 1 s window (seen in
+    # steady state, Redis up). A window one interval shorter has the same bound
+    # (20 slots + the burst of 1) and no such edge; a hand-over that lost the queue
+    # would start a fresh bucket and show twice the rate.
+    arrived = sorted(s["arrived"] for s in fresh_standins.seen("bizzstream"))
+    assert len(arrived) >= len(results)
+    window = 1.0 - 1.0 / RATE
+    peak = max(sum(1 for t in arrived[i:] if t < s + window) for i, s in enumerate(arrived))
+    print(f"{len(results)} calls, {len(during)} while Redis was down, peak {peak}/s upstream")
     assert peak <= RATE + 1
-    keys = redis.Redis.from_url(own_redis.url).keys("gw:{bizzstream:*}:per_env")
-    assert keys, "after recovery the limiter keeps its state in Redis again"
+    assert run["keys"], "after recovery the limiter keeps its state in Redis again"
