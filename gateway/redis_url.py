@@ -19,7 +19,7 @@ Parsed once at start-up; every error names ``redis.url`` and never repeats it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from gateway.errors import ConfigError
 
@@ -54,6 +54,21 @@ def _nodes(netloc: str) -> tuple[tuple[str, int], ...]:
     return tuple(nodes)
 
 
+def _check_single(scheme: str, url: str) -> None:
+    """What redis-py's ``from_url`` would refuse only at start-up: a port that is
+    not one, a database that is not a number (``/db`` or ``?db=``)."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (urllib checks the port when it is read)
+    except ValueError:
+        raise _fail("the port must be a number from 1 to 65535") from None
+    dbs = [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k == "db"]
+    if scheme != "unix" and parts.path.strip("/"):
+        dbs.append(unquote(parts.path.strip("/")))
+    if any(not db.isdigit() for db in dbs):
+        raise _fail("the database must be a number (redis://host:port/<db>)")
+
+
 def parse_redis_url(url: str) -> RedisTarget:
     scheme, sep, rest = url.partition("://")
     mode = MODES.get(scheme.lower()) if sep else None
@@ -61,6 +76,7 @@ def parse_redis_url(url: str) -> RedisTarget:
         raise _fail("expected redis://, rediss://, unix://, redis+cluster:// or redis+sentinel://")
     tls = scheme.lower().startswith("rediss")
     if mode == "single":
+        _check_single(scheme.lower(), url)
         return RedisTarget("single", tls)
     userinfo, at, hosts_path = rest.rpartition("@")
     netloc, _, path = hosts_path.partition("/")

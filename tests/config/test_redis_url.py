@@ -23,6 +23,10 @@ def test_the_scheme_chooses_the_mode() -> None:
     "url",
     [
         "http://r:6379",
+        "redis://:secret-pw@r:abc",  # single mode too: refused by check-config, not at start
+        "redis://:secret-pw@r:99999",
+        "redis://:secret-pw@r:6379/zero",
+        "unix:///run/redis.sock?db=secret-pw",
         "redis+cluster://a:7000/0",
         "redis+cluster://a",
         "redis+sentinel://s1:26379",
