@@ -18,8 +18,10 @@ new dicts), so none is dropped; replaced pools are closed at shutdown (their
 idle connections expire on their own after 30 s).
 
 Keys bound at start-up (:data:`RESTART_ONLY`: listeners, Redis, the token
-store key, logging, body limit, shutdown grace, problem base URL) keep their old values; a
-change to them is logged as ``config_reload_needs_restart``.
+store key, logging, body limit, shutdown grace, problem base URL; and
+:data:`RESTART_ONLY_SERVER`: ``server.max_connections``, ``server.head_timeout``,
+``server.max_buffered_bytes``) keep their old values; a change to them is logged
+as ``config_reload_needs_restart``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ RESTART_ONLY = (
     "listen_host", "listen_port", "ops_listen", "onboarding_listen", "max_body_bytes",
     "shutdown_grace", "log_level", "log_format", "redis", "token_store_key", "problem_base_url",
 )  # fmt: skip
+# server.* keys bound at start-up: the listeners' connection cap and keep-alive
+# timer, the byte budget's size. (max_inflight and body_timeout are read per call.)
+RESTART_ONLY_SERVER = ("max_connections", "head_timeout", "max_buffered_bytes")
 log = get_logger("gateway.reload")
 
 
@@ -70,7 +75,13 @@ async def reload_config(
             return False
         old = config_of(app)
         pinned = [key for key in RESTART_ONLY if getattr(new, key) != getattr(old, key)]
-        new = replace(new, **{key: getattr(old, key) for key in RESTART_ONLY})
+        pinned += [
+            f"server.{key}"
+            for key in RESTART_ONLY_SERVER
+            if getattr(new.server, key) != getattr(old.server, key)
+        ]
+        server = replace(new.server, **{k: getattr(old.server, k) for k in RESTART_ONLY_SERVER})
+        new = replace(new, server=server, **{key: getattr(old, key) for key in RESTART_ONLY})
         changed = _swap(app, old, new)
         metrics.config_reloads.labels("ok").inc()
         log.info("config_reloaded", upstreams_changed=changed)

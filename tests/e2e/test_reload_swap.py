@@ -34,6 +34,7 @@ async def test_only_what_changed_is_rebuilt_and_startup_keys_stay(
 
     def change(data: dict[str, Any]) -> None:
         data["listen"] = "127.0.0.1:1"  # bound at start-up: kept
+        data["server"] = {"max_buffered_bytes": 2**30, "max_inflight": 7}  # the first kept
         data["upstreams"]["bizzstream"]["circuit"] = {"failures": 2}
         data["upstreams"]["bizzstream"]["timeouts"]["head"] = "5s"
         del data["upstreams"]["streamone"]
@@ -43,8 +44,15 @@ async def test_only_what_changed_is_rebuilt_and_startup_keys_stay(
     events = {e["event"]: e for e in logs}
     assert events["config_reloaded"]["upstreams_changed"] == ["bizzstream", "streamone"]
     # (problem_base_url defaults to <public_url>/problems, which follows listen)
-    assert events["config_reload_needs_restart"]["keys"] == ["listen_port", "problem_base_url"]
+    assert events["config_reload_needs_restart"]["keys"] == [
+        "listen_port",
+        "problem_base_url",
+        "server.max_buffered_bytes",
+    ]
     assert config_of(app).listen_port != 1
+    # The byte budget was sized at start-up: the config in force says what it holds.
+    assert config_of(app).server.max_buffered_bytes == state.budget.limit != 2**30
+    assert config_of(app).server.max_inflight == 7  # read per call: in force
     assert state.auths["beeswax"] is beeswax_auth  # unchanged: its login session is kept
     assert state.clients["bizzstream"] is not bizz_client  # new settings...
     assert state.clients["bizzstream"].session is bizz_client.session  # ...same pool
