@@ -45,8 +45,11 @@ async def test_delayed_calls_are_queued_again_behind_a_cooldown_put_meanwhile(
     assert len(seen) == 6
     # slots were 0.2 s apart from the 429 on: all of them fell inside its 1 s cool-down
     assert all(t - seen[0] >= 0.95 for t in seen[1:]), seen
-    # and they stay spaced out after it instead of leaving together
-    assert all(b - a >= 0.15 for a, b in itertools.pairwise(seen[1:])), seen
+    # and they stay spaced out after it (slots 0.2 s apart) instead of leaving together.
+    # Each gap may lose a wake-up's jitter on a loaded box (0.137 s seen under two busy
+    # loops), the run as a whole keeps its pace; leaving together would be ~0 s gaps.
+    assert all(b - a >= 0.1 for a, b in itertools.pairwise(seen[1:])), seen
+    assert seen[-1] - seen[1] >= 0.7, seen
 
 
 async def test_a_cooldown_beyond_max_delay_refuses_the_waiting_calls(
