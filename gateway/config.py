@@ -210,6 +210,12 @@ def _base_url(section: Section) -> str:
     url = URL(base_url)
     if url.scheme not in ("http", "https") or not url.host or url.query_string or url.fragment:
         raise ConfigError(f"{section.key('base_url')}: expected an http(s) URL without query")
+    if url.raw_user is not None or url.raw_password is not None:
+        # It would reach span attributes (url.full), logs and exception texts.
+        raise ConfigError(
+            f"{section.key('base_url')}: no user:password@ in a base_url "
+            "(the upstream's credentials go in auth:)"
+        )
     return base_url
 
 
