@@ -48,6 +48,17 @@ def _wait(check: object, timeout: float, what: str) -> None:
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def _stop(procs: dict[int, subprocess.Popen[bytes]], workdir: Path) -> None:
+    """Terminate every process (all first, then wait) and remove their files."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 @dataclass
 class Cluster:
     """Three masters, three replicas, ``cluster-node-timeout`` 1 s (fast failovers)."""
@@ -88,13 +99,7 @@ class Cluster:
         self.procs[port].wait(5)
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(10)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        _stop(self.procs, self.workdir)
 
 
 @contextlib.contextmanager
@@ -145,13 +150,7 @@ class SentinelGroup:
         return int(port)
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(10)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        _stop(self.procs, self.workdir)
 
 
 @contextlib.contextmanager
