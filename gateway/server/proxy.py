@@ -231,7 +231,11 @@ async def _proxy(
     account = auth.account(ctx)
     subpath = outbound.path[len(cfg.base_path) :] or "/"
     policies = [p for p in cfg.rate_limits if p.applies(request.method, subpath)]
-    again = state.retries[name].start(request.method, info) if name in state.retries else None
+    breaker = state.breakers.get(name)
+    halted = breaker.is_open if breaker is not None else (lambda: False)  # no resend while open
+    again = (
+        state.retries[name].start(request.method, info, halted) if name in state.retries else None
+    )
     while True:  # one pass per attempt: the quota again, signed again (auth.prepare)
         await pass_quota(request, name, account, policies, info.user)
         started = time.perf_counter()
@@ -250,9 +254,8 @@ async def _proxy(
             )
         except GatewayError as exc:
             retry = None if again is None else again.judge_error(exc)
-            if again is None or retry is None:
+            if again is None or retry is None or not await again.pause(retry):
                 raise
-            await again.pause(retry)
             continue
         finally:
             info.upstream_seconds += time.perf_counter() - started
@@ -266,7 +269,8 @@ async def _proxy(
         if result.reply.status == 429:  # the account is throttled for everyone
             metrics.upstream_throttled.labels(name).inc()
             await state.limiter.cooldown(name, account, retry.delay)
-        await again.pause(retry)
+        if not await again.pause(retry):
+            break  # the circuit opened meanwhile: the caller gets this reply
     reply = result.reply
     info.upstream_status = reply.status
     links = link_map(request, cfg, spec)

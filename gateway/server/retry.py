@@ -63,15 +63,26 @@ class UpstreamRetry:
         for reason in (CONNECT_FAILED, "429", *map(str, sorted(policy.statuses))):
             self._retries.labels(upstream, reason)  # every series exists at 0
 
-    def start(self, method: str, info: RequestInfo) -> RetryCall:
+    def start(
+        self, method: str, info: RequestInfo, halted: Callable[[], bool] = lambda: False
+    ) -> RetryCall:
+        """``halted``: True when no resend may go (the upstream's circuit opened)."""
         now = self.clock()
         self.budget.on_call(now)
-        return RetryCall(self, method, info, now)
+        return RetryCall(self, method, info, now, halted)
 
 
 class RetryCall:
-    def __init__(self, owner: UpstreamRetry, method: str, info: RequestInfo, now: float) -> None:
+    def __init__(
+        self,
+        owner: UpstreamRetry,
+        method: str,
+        info: RequestInfo,
+        now: float,
+        halted: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.owner = owner
+        self.halted = halted
         self.method = method
         self.info = info
         self.started = now
@@ -117,6 +128,10 @@ class RetryCall:
                 log.info("retry_refused", upstream=owner.upstream, reason=decision.reason,
                          because=decision.refused, request_id=self.info.request_id)  # fmt: skip
             return None
+        if self.halted():  # the circuit opened meanwhile: no upstream traffic while open
+            log.info("retry_refused", upstream=owner.upstream, reason=decision.reason,
+                     because="circuit_open", request_id=self.info.request_id)  # fmt: skip
+            return None
         if not owner.budget.spend(owner.clock()):
             log.warning("retry_budget_exhausted", upstream=owner.upstream,
                         reason=decision.reason, request_id=self.info.request_id)  # fmt: skip
@@ -124,7 +139,13 @@ class RetryCall:
         owner._retries.labels(owner.upstream, decision.reason).inc()
         return decision
 
-    async def pause(self, decision: RetryDecision) -> None:
-        """The back-off (or the upstream's Retry-After) before the next attempt."""
+    async def pause(self, decision: RetryDecision) -> bool:
+        """The back-off (or the upstream's Retry-After) before the next attempt;
+        False when the circuit opened during it (the resend is not sent)."""
         self.attempt += 1
         await asyncio.sleep(decision.delay)
+        if self.halted():
+            log.info("retry_refused", upstream=self.owner.upstream, reason=decision.reason,
+                     because="circuit_open", request_id=self.info.request_id)  # fmt: skip
+            return False
+        return True

@@ -88,6 +88,10 @@ class UpstreamBreaker:
             )
         return admission.probe
 
+    def is_open(self) -> bool:
+        """Open now (not half-open): no call, resends included, may reach the upstream."""
+        return self.circuit.remaining(self.clock()) > 0
+
     def settle(self, probe: bool, verdict: bool | None) -> None:
         if verdict is None:
             self.circuit.release(probe)

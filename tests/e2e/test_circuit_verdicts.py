@@ -7,10 +7,12 @@ quota refused never reached the upstream and counts neither way.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
 from gateway.core.circuit import CircuitPolicy
+from gateway.core.retry import RetryPolicy
 from gateway.server.app import create_app
 from gateway.server.keys import STATE
 from tests.conftest import make_config, problem_reply
@@ -65,3 +67,32 @@ async def test_4xx_domain_errors_and_quota_refusals_do_not_count(
     assert breakers["beeswax"].circuit.state == "closed"
     assert breakers["bizzstream"].circuit.state == "closed"
     assert breakers["beeswax"].circuit.consecutive == 0
+
+
+async def test_a_circuit_that_opens_during_a_back_off_stops_the_resends(
+    aiohttp_client: Any, fresh_standins: Standins
+) -> None:
+    """While open, no upstream traffic: a call already waiting to resend gives up."""
+    retry = RetryPolicy(attempts=3, backoff_base=0.5, backoff_max=0.5)
+    app = circuit_app(fresh_standins, bizzstream={"retry": retry})
+    client = await aiohttp_client(app)
+    app[STATE].retries["bizzstream"].rng = lambda: 1.0  # back-off: exactly 0.5 s
+    fresh_standins.admin("bizzstream", "/__standin/outage", {"status": 503})
+    path = "/api/v1/documents"
+
+    def sent() -> int:
+        return sum(1 for s in fresh_standins.seen("bizzstream") if s["path"].endswith(path))
+
+    call = asyncio.ensure_future(client.get("/bizzstream" + path))
+    for _ in range(200):  # the first attempt has been answered: the call is backing off
+        if sent():
+            break
+        await asyncio.sleep(0.02)
+    breaker = app[STATE].breakers["bizzstream"]
+    for _ in range(POLICY.failures):  # other calls failed meanwhile: the circuit opens
+        breaker.settle(False, False)
+    assert breaker.circuit.state == "open"
+    resp = await call
+    assert resp.status == 502  # the upstream's own 503, as the call's answer
+    await asyncio.sleep(0.6)
+    assert sent() == 1  # without the check: 3 (two resends into an open circuit)
