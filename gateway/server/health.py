@@ -29,6 +29,11 @@ async def readyz(request: web.Request) -> web.Response:
         try:
             await asyncio.wait_for(state.redis.ping(), timeout=0.5)
             checks["redis"] = "ok"
+            if config.redis.mode == "cluster":  # PING reached one node; the slots may not
+                info = await asyncio.wait_for(state.redis.cluster_info(), timeout=0.5)
+                if info.get("cluster_state") != "ok":
+                    # still ready: the limiter falls back for keys on uncovered slots
+                    checks["redis"] = f"degraded (cluster_state {info.get('cluster_state')})"
         except Exception as exc:  # any failure means not ready; the reason is reported
             checks["redis"] = f"unreachable ({type(exc).__name__})"
             ready = False
