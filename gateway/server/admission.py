@@ -11,7 +11,7 @@ problem: 429 ``rate_limited`` or, when the limiter cannot decide, 503
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -23,15 +23,29 @@ from gateway.server.requestinfo import INFO
 from gateway.server.tracing_env import wait_span
 
 
-async def pass_quota(
-    request: web.Request,
-    name: str,
-    account: str,
-    policies: Sequence[RatePolicy],
-    user: str | None,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class QuotaCall:
+    """Who a call counts against: the four values every limiter call takes."""
+
+    upstream: str
+    account: str
+    policies: tuple[RatePolicy, ...]
+    user: str | None
+
+    @classmethod
+    def of(
+        cls, cfg: UpstreamConfig, method: str, subpath: str, account: str, user: str | None
+    ) -> QuotaCall:
+        """A call to ``subpath`` (below the base URL) under every policy of ``cfg``
+        that applies to it."""
+        policies = tuple(p for p in cfg.rate_limits if p.applies(method, subpath))
+        return cls(cfg.name, account, policies, user)
+
+
+async def pass_quota(request: web.Request, call: QuotaCall) -> None:
     """The rate limiter's say on one attempt: go, wait for the slot, or refuse."""
     state, info = request.app[STATE], request[INFO]
+    name, account, policies, user = call.upstream, call.account, call.policies, call.user
     decision = await state.limiter.acquire(name, policies, account, user)
     info.ratelimit_headers = decision.headers
     if not decision.allowed:
@@ -62,5 +76,4 @@ async def admit(
 ) -> None:
     """:func:`pass_quota` for a call to ``subpath`` (below the base URL) with every
     policy of ``cfg`` that applies to it."""
-    policies = [p for p in cfg.rate_limits if p.applies(method, subpath)]
-    await pass_quota(request, cfg.name, account, policies, user)
+    await pass_quota(request, QuotaCall.of(cfg, method, subpath, account, user))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import aiohttp
 from aiohttp import web
@@ -36,14 +36,14 @@ from gateway.errors import (
     UpstreamProblem,
     UpstreamUnavailable,
 )
-from gateway.server.admission import pass_quota
+from gateway.server.admission import QuotaCall, pass_quota
 from gateway.server.client import UpstreamClient
-from gateway.server.driver import exchange
+from gateway.server.driver import Exchange, exchange
 from gateway.server.keys import METRICS, STATE, config_of
 from gateway.server.requestinfo import INFO
 from gateway.server.upstream_circuit import guarded
 from gateway.upstreams import REGISTRY
-from gateway.upstreams.base import CallContext, LocalAnswer, UpstreamSpec
+from gateway.upstreams.base import CallContext, LocalAnswer, UpstreamAuth, UpstreamSpec
 
 STREAM_CHUNK = 64 * 1024
 # Successful replies of upstreams that hide errors in 200 are read up to this
@@ -199,24 +199,49 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
         info.buffered = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ProxyCall:
+    """One proxied call once its credentials are bound: what every attempt reuses."""
+
+    request: web.Request
+    cfg: UpstreamConfig
+    spec: UpstreamSpec
+    auth: UpstreamAuth
+    client: UpstreamClient
+    ctx: CallContext
+    outbound: OutboundRequest
+    quota: QuotaCall
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+
 async def _proxy(
     request: web.Request, name: str, sub: str, cfg: UpstreamConfig, spec: UpstreamSpec
 ) -> web.StreamResponse:
-    state = request.app[STATE]
-    metrics = request.app[METRICS]
-    info = request[INFO]
     outbound = build_request(request, cfg, spec, sub)
     local = spec.answer_locally(cfg.auth, outbound)
     if local is not None:  # before credentials, quota or I/O; the body is never read
         return _local_response(local)
+    call = await _bind(request, cfg, spec, outbound)
+    result = await _attempts(call)  # admit -> exchange, once per attempt
+    return await _answer(call, result)
+
+
+async def _bind(
+    request: web.Request, cfg: UpstreamConfig, spec: UpstreamSpec, outbound: OutboundRequest
+) -> ProxyCall:
+    """The call's credentials (per-user or shared), its body when the signature
+    covers it, and who its quota counts against."""
+    state, name, info = request.app[STATE], cfg.name, request[INFO]
     auth = state.auths[name]
     client = state.clients[name]
     ctx = CallContext(
         upstream=name, user=info.user, store=state.token_store, send=client.send, fleet=state.fleet
     )
     if state.tracing is not None:  # logins and renewals are also events on the call's span
-        ctx.on_renewal = state.tracing.renewal_hook(name, metrics.auth_renewals)
-
+        ctx.on_renewal = state.tracing.renewal_hook(name, request.app[METRICS].auth_renewals)
     if outbound.streamed_body and auth.needs_body(outbound):
         body = await read_body(request, cfg.max_body_bytes, name)
         outbound = replace(
@@ -226,32 +251,28 @@ async def _proxy(
             streamed_body=False,
         )
     spec.check_request(outbound)
-
     await auth.bind(ctx)  # per-user or shared credentials; may read the token store
-    account = auth.account(ctx)
     subpath = outbound.path[len(cfg.base_path) :] or "/"
-    policies = [p for p in cfg.rate_limits if p.applies(request.method, subpath)]
+    quota = QuotaCall.of(cfg, request.method, subpath, auth.account(ctx), info.user)
+    return ProxyCall(request, cfg, spec, auth, client, ctx, outbound, quota)
+
+
+async def _attempts(call: ProxyCall) -> Exchange:
+    """Admit (the quota) then exchange (signed again by ``auth.prepare``), once per
+    attempt the upstream's retry policy allows."""
+    request, name = call.request, call.name
+    state, info = request.app[STATE], request[INFO]
     breaker = state.breakers.get(name)
     halted = breaker.is_open if breaker is not None else (lambda: False)  # no resend while open
     again = (
         state.retries[name].start(request.method, info, halted) if name in state.retries else None
     )
-    while True:  # one pass per attempt: the quota again, signed again (auth.prepare)
-        await pass_quota(request, name, account, policies, info.user)
+    while True:
+        await pass_quota(request, call.quota)
         started = time.perf_counter()
         info.attempts += 1
         try:
-            result = await exchange(
-                client,
-                auth,
-                outbound,
-                ctx,
-                # A HEAD reply has no body to inspect; its Content-Length is the GET's.
-                read_body=lambda head: 0 if request.method == "HEAD" else inspect_limit(spec, head),
-                body=lambda: _caller_body(
-                    request, cfg.max_body_bytes, name, config_of(request.app).server.body_timeout
-                ),
-            )
+            result = await _exchange(call)
         except GatewayError as exc:
             retry = None if again is None else again.judge_error(exc)
             if again is None or retry is None or not await again.pause(retry):
@@ -260,44 +281,72 @@ async def _proxy(
         finally:
             info.upstream_seconds += time.perf_counter() - started
         if again is None or result.reply.status < 400:
-            break
-        retry = again.judge_reply(result.reply, replayable=not outbound.streamed_body)
+            return result
+        retry = again.judge_reply(result.reply, replayable=not call.outbound.streamed_body)
         if retry is None:
-            break
+            return result
         if result.response is not None:
             result.response.close()
         if result.reply.status == 429:  # the account is throttled for everyone
-            metrics.upstream_throttled.labels(name).inc()
-            await state.limiter.cooldown(name, account, retry.delay)
+            request.app[METRICS].upstream_throttled.labels(name).inc()
+            await state.limiter.cooldown(name, call.quota.account, retry.delay)
         if not await again.pause(retry):
-            break  # the circuit opened meanwhile: the caller gets this reply
+            return result  # the circuit opened meanwhile: the caller gets this reply
+
+
+async def _exchange(call: ProxyCall) -> Exchange:
+    request, cfg = call.request, call.cfg
+    return await exchange(
+        call.client,
+        call.auth,
+        call.outbound,
+        call.ctx,
+        # A HEAD reply has no body to inspect; its Content-Length is the GET's.
+        read_body=lambda head: 0 if request.method == "HEAD" else inspect_limit(call.spec, head),
+        body=lambda: _caller_body(
+            request, cfg.max_body_bytes, cfg.name, config_of(request.app).server.body_timeout
+        ),
+    )
+
+
+async def _answer(call: ProxyCall, result: Exchange) -> web.StreamResponse:
+    """The caller's reply: a mapped problem, an inspected (relinked) body, or a stream."""
+    request, cfg, spec = call.request, call.cfg, call.spec
     reply = result.reply
-    info.upstream_status = reply.status
+    request[INFO].upstream_status = reply.status
     links = link_map(request, cfg, spec)
     reply = replace(reply, headers=relink_headers(reply.headers, links))
-
-    is_error = reply.status >= 400
-    if reply.body is not None and (is_error or not reply.truncated):
+    if reply.body is not None and (reply.status >= 400 or not reply.truncated):
         if result.response is not None:
             # An error body over the bound: the parser sees the bounded prefix,
             # the rest is never read.
             result.response.close()
-        problem = spec.parse_error(reply) if is_error or spec.errors_in_200 else None
-        if problem is None and is_error:
-            raise UpstreamError(f"{name} answered HTTP {reply.status}", upstream=name)
-        if problem is not None:
-            if problem.code == "rate_limited":
-                metrics.upstream_throttled.labels(name).inc()
-                await state.limiter.cooldown(name, account, problem.retry_after or 1.0)
-            raise UpstreamProblem(problem.with_upstream(name))
-        if spec.links_in_body:
-            reply = relink_body(reply, links)
-        return _buffered_response(reply, spec.success_headers(reply), reply.wire_body or b"")
+        return await _inspected(call, reply, links)
     if result.response is None:  # all read, but its content is over the bound: not parsed
         return _buffered_response(reply, (), reply.wire_body or b"")
     return await _stream_response(
-        request, result.response, reply, (), prefix=reply.wire_body or b"", client=client
+        request, result.response, reply, (), prefix=reply.wire_body or b"", client=call.client
     )
+
+
+async def _inspected(call: ProxyCall, reply: UpstreamReply, links: LinkMap) -> web.Response:
+    """A reply read whole: an error (or a 200 hiding one) raised as a problem, else
+    passed on with its links pointing at the gateway."""
+    spec, name = call.spec, call.name
+    is_error = reply.status >= 400
+    problem = spec.parse_error(reply) if is_error or spec.errors_in_200 else None
+    if problem is None and is_error:
+        raise UpstreamError(f"{name} answered HTTP {reply.status}", upstream=name)
+    if problem is not None:
+        if problem.code == "rate_limited":
+            call.request.app[METRICS].upstream_throttled.labels(name).inc()
+            await call.request.app[STATE].limiter.cooldown(
+                name, call.quota.account, problem.retry_after or 1.0
+            )
+        raise UpstreamProblem(problem.with_upstream(name))
+    if spec.links_in_body:
+        reply = relink_body(reply, links)
+    return _buffered_response(reply, spec.success_headers(reply), reply.wire_body or b"")
 
 
 def inspect_limit(spec: UpstreamSpec, head: UpstreamReply) -> int:
