@@ -22,6 +22,32 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "gateway" / "schemas" / "
 pytest_plugins = ["tests.problem_check"]
 
 
+# End-to-end tests (real gateway/stand-in/Redis processes, or real client
+# libraries over loopback) carry the ``e2e`` marker, so ``pytest -m "not e2e"``
+# is the fast loop (README, "Tests"). Files elsewhere mark themselves.
+_E2E_DIRS = ("e2e", "fleet", "clients")
+_E2E_FILES = (
+    "ops/test_devrun.py",
+    "ops/test_ops_listener.py",
+    "ops/test_shutdown.py",
+    "ops/test_container.py",
+    "ops/test_observability_live.py",
+    "tracing/test_bench_tracing.py",
+    "tracing/test_otlp_export.py",
+)
+_TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            rel = item.path.resolve().relative_to(_TESTS).as_posix()
+        except ValueError:
+            continue
+        if rel.split("/", 1)[0] in _E2E_DIRS or rel in _E2E_FILES:
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """``REDIS_URL`` when set (``make test`` leaves it to us), else a throwaway server."""

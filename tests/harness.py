@@ -109,6 +109,8 @@ class Standins:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if self.proc.stdout is not None:  # the pipe its URLs came on (no ResourceWarning)
+            self.proc.stdout.close()
 
 
 def launch_standins(settings: dict[str, Any] | None = None) -> Standins:

@@ -68,12 +68,7 @@ def v05(request: web.Request, parts: list[str], body: Any) -> Reply:
     if name == "forbidden_thing":
         return 403, {"success": False, "errors": ["ERROR: You do not have access to this element"]}
     if name == "account":
-        if method != "GET" or len(parts) > 1:
-            return 405, {
-                "success": False,
-                "errors": ["ERROR: method not allowed on read-only element"],
-            }
-        return 200, {"success": True, "payload": [{"account_id": 1, "account_name": "Standin"}]}
+        return _v05_account(method, parts)
     strict = parts[1:] == ["strict"]
     if name not in RESOURCES or (len(parts) > 1 and not strict):
         return 404, {"success": False, "errors": [f"ERROR: element {'/'.join(parts)} not found"]}
@@ -120,6 +115,15 @@ def v05(request: web.Request, parts: list[str], body: Any) -> Reply:
     return status, data
 
 
+def _v05_account(method: str, parts: list[str]) -> Reply:
+    if method != "GET" or len(parts) > 1:
+        return 405, {
+            "success": False,
+            "errors": ["ERROR: method not allowed on read-only element"],
+        }
+    return 200, {"success": True, "payload": [{"account_id": 1, "account_name": "Standin"}]}
+
+
 def _objs(body: Any) -> list[Obj]:
     items = body if isinstance(body, list) else [body]
     return [o for o in items if isinstance(o, dict)]
@@ -158,7 +162,7 @@ def _bulk(method: str, name: str, table: dict[int, Obj], id_field: str, items: l
 
 
 def v2(request: web.Request, parts: list[str], body: Any) -> Reply:
-    method, q = request.method, request.query
+    method = request.method
     table = request.app[STATE].v2.get(parts[0])
     if table is None or len(parts) > 2:
         return 404, {"detail": "Not found."}
@@ -174,25 +178,7 @@ def v2(request: web.Request, parts: list[str], body: Any) -> Reply:
         if method not in ("PUT", "PATCH"):
             return 405, {"detail": f'Method "{method}" not allowed.'}
     elif method == "GET":
-        size_text, page_text = q.get("page_size", "50"), q.get("page", "1")
-        if not size_text.lstrip("-").isdigit():
-            return 400, {"page_size": ["A valid integer is required."]}
-        if not page_text.isdigit():
-            return 404, {"detail": "Invalid page."}
-        page, size = int(page_text), int(size_text)
-        if size < 1:
-            return 400, {"page_size": ["Ensure this value is greater than or equal to 1."]}
-        filters = {k: v for k, v in q.items() if k not in ("page", "page_size")}
-        found = [o for o in table.values() if all(_same(o.get(k), v) for k, v in filters.items())]
-        if page < 1 or (page > 1 and (page - 1) * size >= len(found)):
-            return 404, {"detail": "Invalid page."}
-        more = page * size < len(found)
-        return 200, {
-            "count": len(found),
-            "next": str(request.url.update_query(page=page + 1)) if more else None,
-            "previous": str(request.url.update_query(page=page - 1)) if page > 1 else None,
-            "results": found[(page - 1) * size : page * size],
-        }
+        return _v2_page(request, table)
     elif method != "POST":
         return 405, {"detail": f'Method "{method}" not allowed.'}
     if body is BAD_JSON:
@@ -208,3 +194,27 @@ def v2(request: web.Request, parts: list[str], body: Any) -> Reply:
         return 201, table[ident]
     table[ident] = {**(table[ident] if method == "PATCH" else {}), **body, "id": ident}
     return 200, table[ident]
+
+
+def _v2_page(request: web.Request, table: dict[int, Obj]) -> Reply:
+    """One page of a v2 list: DRF's page-number pagination, filtered by the query."""
+    q = request.query
+    size_text, page_text = q.get("page_size", "50"), q.get("page", "1")
+    if not size_text.lstrip("-").isdigit():
+        return 400, {"page_size": ["A valid integer is required."]}
+    if not page_text.isdigit():
+        return 404, {"detail": "Invalid page."}
+    page, size = int(page_text), int(size_text)
+    if size < 1:
+        return 400, {"page_size": ["Ensure this value is greater than or equal to 1."]}
+    filters = {k: v for k, v in q.items() if k not in ("page", "page_size")}
+    found = [o for o in table.values() if all(_same(o.get(k), v) for k, v in filters.items())]
+    if page < 1 or (page > 1 and (page - 1) * size >= len(found)):
+        return 404, {"detail": "Invalid page."}
+    more = page * size < len(found)
+    return 200, {
+        "count": len(found),
+        "next": str(request.url.update_query(page=page + 1)) if more else None,
+        "previous": str(request.url.update_query(page=page - 1)) if page > 1 else None,
+        "results": found[(page - 1) * size : page * size],
+    }

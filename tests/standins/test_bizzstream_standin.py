@@ -253,3 +253,5 @@ def test_launcher_serves_all_four(sig: signal.Signals) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
