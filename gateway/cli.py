@@ -76,7 +76,7 @@ async def _start(app: web.Application, host: str, port: int) -> web.AppRunner:
 
 
 def _inflight(app: web.Application) -> int:
-    return int(app[STATE].extras.get("inflight", 0))
+    return app[STATE].inflight
 
 
 async def drain(app: web.Application, grace: float, force: asyncio.Event) -> bool:

@@ -126,7 +126,7 @@ async def _limiter(app: web.Application) -> AsyncIterator[None]:
     limiter = create_limiter(app[CONFIG].redis, state.redis, app[METRICS])
     await limiter.start()
     state.limiter = limiter
-    state.extras["limiter_status"] = limiter.status
+    state.limiter_status = limiter.status
     yield
     await limiter.aclose()
 

@@ -6,6 +6,7 @@ import asyncio
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio.cluster import RedisCluster
 
 from gateway.server.framing import expect_handler
 from gateway.server.keys import CONFIG, METRICS, STATE
@@ -29,7 +30,7 @@ async def readyz(request: web.Request) -> web.Response:
         try:
             await asyncio.wait_for(state.redis.ping(), timeout=0.5)
             checks["redis"] = "ok"
-            if config.redis.mode == "cluster":  # PING reached one node; the slots may not
+            if isinstance(state.redis, RedisCluster):  # PING reached one node; the slots may not
                 info = await asyncio.wait_for(state.redis.cluster_info(), timeout=0.5)
                 if info.get("cluster_state") != "ok":
                     # still ready: the limiter falls back for keys on uncovered slots
@@ -39,9 +40,8 @@ async def readyz(request: web.Request) -> web.Response:
             ready = False
     else:
         checks["redis"] = "not configured (limits are per process)"
-    fallback = state.extras.get("limiter_status")
-    if callable(fallback):
-        checks["limiter"] = str(fallback())
+    if state.limiter_status is not None:
+        checks["limiter"] = state.limiter_status()
     return web.json_response(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status=200 if ready else 503,

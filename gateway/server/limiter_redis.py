@@ -30,7 +30,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.config import RatePolicy, RedisConfig
@@ -49,6 +48,7 @@ from gateway.server.limiter import (
     record_open,
 )
 from gateway.server.limiter_memory import MemoryLimiter
+from gateway.server.redis_client import RedisClient
 from gateway.server.redis_script import SCRIPT, RedisUnavailable, ScriptRunner
 from gateway.server.redis_time import LagClock, within
 
@@ -57,7 +57,7 @@ log = get_logger("gateway.ratelimit")
 
 class RedisLimiter:
     def __init__(
-        self, redis: Redis, config: RedisConfig, metrics: Metrics, batch: bool = True
+        self, redis: RedisClient, config: RedisConfig, metrics: Metrics, batch: bool = True
     ) -> None:
         self._redis = redis
         self._config = config
@@ -245,7 +245,7 @@ class RedisLimiter:
 
 
 def create_limiter(
-    config: RedisConfig, redis: Redis | None, metrics: Metrics, batch: bool | None = None
+    config: RedisConfig, redis: RedisClient | None, metrics: Metrics, batch: bool | None = None
 ) -> ManagedLimiter:
     """Redis when a client is configured; else the in-memory limiter, said at start-up."""
     if redis is None:

@@ -177,7 +177,7 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
         raise MethodNotAllowed(f"{request.method} is never forwarded", upstream=name)
     if state.shutting_down:
         raise UpstreamUnavailable("the gateway is shutting down", upstream=name)
-    inflight = state.extras.get("inflight", 0)
+    inflight = state.inflight
     if inflight >= config.server.max_inflight:
         # Shed before the event loop saturates: a saturated loop delays every
         # call, its Redis round trips included (docs/operations.md, "Capacity").
@@ -188,13 +188,13 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
         )
     gauge = metrics.inflight.labels(name)
     gauge.inc()
-    state.extras["inflight"] = inflight + 1
+    state.inflight = inflight + 1
     try:
         async with guarded(state.breakers.get(name), info):  # an open circuit: 503 at once
             return await _proxy(request, name, sub, cfg, spec)
     finally:
         gauge.dec()
-        state.extras["inflight"] -= 1
+        state.inflight -= 1
         state.budget.give(info.buffered)
         info.buffered = 0
 

@@ -33,8 +33,11 @@ from gateway.redis_url import parse_redis_url
 # login). The limiter keeps redis.timeout, and its fallback.
 SESSION_TIMEOUT = 1.0
 
+# What connect() gives: a plain or Sentinel-master client, or a cluster client.
+RedisClient = aioredis.Redis | RedisCluster
 
-def connect(config: RedisConfig, timeout: float) -> Any:
+
+def connect(config: RedisConfig, timeout: float) -> RedisClient:
     """A client for ``config.url`` whose every command has ``timeout`` seconds."""
     assert config.url is not None
     url = config.url.reveal()
@@ -64,5 +67,8 @@ def connect(config: RedisConfig, timeout: float) -> Any:
             db=target.db,
             **common,
         )
-        return sentinel.master_for(target.service, retry_on_timeout=False, **common)
+        master: aioredis.Redis = sentinel.master_for(
+            target.service, retry_on_timeout=False, **common
+        )
+        return master
     return aioredis.Redis.from_url(url, retry_on_timeout=False, health_check_interval=0, **common)

@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from importlib.resources import files
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from gateway.server.redis_client import RedisClient
 from gateway.server.redis_time import LagClock, within
 
 SCRIPT = files("gateway").joinpath("lua/gcra.lua").read_text()
@@ -40,7 +40,7 @@ class ScriptRunner:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         timeout: float,
         batch: bool = True,
         on_failure: Callable[[RedisUnavailable], None] | None = None,

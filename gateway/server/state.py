@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import aiohttp
 
 from gateway.config import GatewayConfig
 from gateway.server.budget import ByteBudget
 from gateway.server.client import UpstreamClient
 from gateway.server.limiter import Limiter, NoLimiter
+from gateway.server.redis_client import RedisClient
 from gateway.upstreams.base import KeyValueStore, SessionFleet, UpstreamAuth
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
@@ -27,14 +31,15 @@ class GatewayState:
     limiter: Limiter = field(default_factory=NoLimiter)
     store: KeyValueStore | None = None
     token_store: KeyValueStore | None = None  # per-user upstream tokens, encrypted at rest
-    redis: Any = None  # redis.asyncio.Redis when REDIS_URL is set
+    redis: RedisClient | None = None  # the limiter's client, when REDIS_URL is set
     fleet: SessionFleet | None = None  # upstream sessions shared through Redis
     shutting_down: bool = False
     tracing: Tracing | None = None  # None: tracing off (no OTEL_* endpoint)
     budget: ByteBudget = field(default_factory=lambda: ByteBudget(64 * 1024 * 1024))
-    extras: dict[str, Any] = field(default_factory=dict)
+    inflight: int = 0  # proxied calls in flight (server.max_inflight; drained at shutdown)
+    limiter_status: Callable[[], str] | None = None  # /readyz's line, once the limiter runs
     # Hot reload (server/reload.py): the config in force once a reload swapped it in
     # (None: the start-up one, app[CONFIG]), and the pools it replaced, closed at shutdown.
     config: GatewayConfig | None = None
-    retired_sessions: list[Any] = field(default_factory=list)
+    retired_sessions: list[aiohttp.ClientSession] = field(default_factory=list)
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
