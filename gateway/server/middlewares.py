@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from gateway.core.problem import DEFAULT_PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Problem
 from gateway.core.secrets import mask_known
@@ -83,11 +84,16 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     info = RequestInfo(request_id=_request_id(request))
     request[INFO] = info
     code, status = "ok", 500
+    # Every line logged while serving the request carries its id (and user, and
+    # upstream: server/proxy.py); reset when it ends.
+    bound = dict(bind_contextvars(request_id=info.request_id))
     try:
         user = request.headers.get("X-Gateway-User")
         if user is not None and not _TOKEN.match(user):
             raise InvalidRequest("X-Gateway-User must be 1-128 printable characters")
         info.user = user
+        if user is not None:
+            bound.update(bind_contextvars(user=user))
         response = await handler(request)
         status = response.status
         return response
@@ -105,6 +111,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         info.code = code
         _record(request, info, status, code, time.perf_counter() - started)
+        reset_contextvars(**bound)
 
 
 def _to_problem(info: RequestInfo, exc: Exception) -> Problem:

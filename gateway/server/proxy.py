@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from structlog.contextvars import bound_contextvars
 
 from gateway.config import UpstreamConfig
 from gateway.core.content_coding import upstream_accept_encoding
@@ -190,8 +191,9 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
     gauge.inc()
     state.inflight = inflight + 1
     try:
-        async with guarded(state.breakers.get(name), info):  # an open circuit: 503 at once
-            return await _proxy(request, name, sub, cfg, spec)
+        with bound_contextvars(upstream=name):  # on every line logged from here on
+            async with guarded(state.breakers.get(name), info):  # an open circuit: 503 at once
+                return await _proxy(request, name, sub, cfg, spec)
     finally:
         gauge.dec()
         state.inflight -= 1
