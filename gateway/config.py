@@ -295,6 +295,14 @@ def _absolute_url(section: Section, name: str, default: str) -> str:
     return value
 
 
+def _problem_base_url(root: Section, public_url: str) -> str:
+    """``problem_base_url``, by default ``<public_url>/problems``; nothing more to
+    report when that default comes from a ``public_url`` already reported wrong."""
+    if not public_url and root.optional_str("problem_base_url") is None:
+        return ""
+    return _absolute_url(root, "problem_base_url", public_url + "/problems")
+
+
 def _listen(env: Mapping[str, str], var: str, value: str | None, key: str) -> Any:
     """``host:port`` from the variable ``var`` if set, else the file's ``key``; an error
     names whichever the value came from."""
@@ -402,9 +410,7 @@ def _parse(data: Any, env: Mapping[str, str], problems: Problems) -> GatewayConf
         public_url=public_url,
         ops_listen=ops_listen,
         onboarding_listen=onboarding_listen,
-        problem_base_url=problems.attempt(
-            lambda: _absolute_url(root, "problem_base_url", public_url + "/problems"), ""
-        ),
+        problem_base_url=problems.attempt(lambda: _problem_base_url(root, public_url), ""),
         public_url_set=root.optional_str("public_url") is not None,
         server=server,
     )

@@ -225,8 +225,10 @@ def test_problem_types_follow_public_url_unless_a_base_is_set() -> None:
     assert load_config(SHIPPED, env=shipped_env()).problem_base_url == (
         "http://127.0.0.1:8080/problems"
     )
-    with pytest.raises(ConfigError, match="public_url: expected an absolute http"):
+    with pytest.raises(ConfigError, match="public_url: expected an absolute http") as err:
         load_config(SHIPPED, env={**shipped_env(), "GATEWAY_PUBLIC_URL": "gw.example"})
+    # One mistake, one problem: the default problem base is not reported as well.
+    assert "problem_base_url" not in str(err.value)
 
 
 # --- exposure and callers (issue 10 items 1, 2) -----------------------------------------
