@@ -96,3 +96,25 @@ async def test_a_circuit_that_opens_during_a_back_off_stops_the_resends(
     assert resp.status == 502  # the upstream's own 503, as the call's answer
     await asyncio.sleep(0.6)
     assert sent() == 1  # without the check: 3 (two resends into an open circuit)
+
+
+async def test_streamone_errors_inside_a_200_count_by_their_meaning(
+    aiohttp_client: Any, fresh_standins: Standins
+) -> None:
+    """Domain statuses in a 200 envelope (ITEM_NOT_FOUND, ACCESS_DENIED, INPUT_ERROR,
+    INVALID_ACTION) are the upstream answering; INTERNAL_ERROR is it failing."""
+    config = make_config(fresh_standins)
+    ups = dict(config.upstreams)
+    ups["streamone"] = replace(ups["streamone"], circuit=POLICY)
+    app = create_app(replace(config, upstreams=ups))
+    client = await aiohttp_client(app)
+    breaker = app[STATE].breakers["streamone"]
+    for _ in range(2):
+        assert (await client.post("/streamone/item/view", data={"id": "nope"})).status == 404
+        assert (await client.post("/streamone/account/delete")).status == 403
+        assert (await client.post("/streamone/item/create")).status == 400
+        assert (await client.post("/streamone/nope/nothing")).status == 404
+    assert breaker.circuit.state == "closed" and breaker.circuit.consecutive == 0
+    for _ in range(POLICY.failures):
+        assert (await client.post("/streamone/item/crash")).status == 502
+    assert breaker.circuit.state == "open"
