@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -199,3 +199,24 @@ def test_the_budget_caps_resends_under_an_outage(
     assert resends["without budget"] == 2 * calls
     assert resends["budget 10%, min 2"] <= 0.1 * calls + 2
     print(f"\nretries under an outage, {calls} GETs with attempts 3: {resends}")
+
+
+def test_each_streamone_attempt_has_a_fresh_timestamp_and_signature(
+    fresh: Standins, redis_flushed: str, tmp_path: Path
+) -> None:
+    """StreamOne has no nonce: its timestamp (seconds) is what makes a resend a new
+    request. A Retry-After of 1 s puts the attempts in different seconds."""
+
+    def change(data: dict[str, Any]) -> None:
+        data["upstreams"]["streamone"]["retry"] = {**RETRY, "methods": ["POST"]}
+
+    fresh.admin("streamone", "/__standin/outage", {"status": 429, "retry_after": 1})
+    env = gateway_env(fresh, redis_flushed)
+    with running_gateway(env, write_config(tmp_path, change)) as gw:
+        assert call(gw, "POST", "/streamone/item/view", b"id=item1",
+                    {"Content-Type": "application/x-www-form-urlencoded"})[0] == 429  # fmt: skip
+    seen = reached(fresh, "streamone", "POST", "/item/view")
+    queries = [dict(parse_qsl(s["query_string"])) for s in seen]
+    assert len(queries) == 3
+    assert len({q["timestamp"] for q in queries}) == 3  # signed again, each time
+    assert len({q["signature"] for q in queries}) == 3
