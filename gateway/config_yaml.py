@@ -21,18 +21,23 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    seen: dict[Any, int] = {}
+    seen: dict[Any, Any] = {}
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
             continue
         key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
+        mark = key_node.start_mark
         try:
-            first = seen.setdefault(key, line)
+            first = seen.setdefault(key, mark)
         except TypeError:  # an unhashable key: let PyYAML say what it says about it
             continue
-        if first != line:
-            raise ConfigError(f"line {line}: duplicate key {key!r} (first given at line {first})")
+        if first is not mark:  # both on one line in a flow mapping `{a: 1, a: 2}` too
+            where = f"line {first.line + 1}"
+            if first.line == mark.line:
+                where = f"column {first.column + 1} of that line"
+            raise ConfigError(
+                f"line {mark.line + 1}: duplicate key {key!r} (first given at {where})"
+            )
     return loader.construct_mapping(node, deep=deep)
 
 

@@ -74,6 +74,13 @@ def test_duplicate_keys_name_both_lines_at_any_depth() -> None:
             load_config(HERE / "invalid" / f"{name}.yaml", env={})
 
 
+def test_a_duplicate_key_in_a_flow_mapping_is_refused_too() -> None:
+    from gateway.config_yaml import parse_yaml
+
+    with pytest.raises(ConfigError, match=r"line 2: duplicate key 'url' \(first given at column 9"):
+        parse_yaml("listen: 127.0.0.1:1\nredis: {url: 'redis://a', url: 'redis://b'}\n", "f.yaml")
+
+
 def test_yaml_merge_keys_may_still_override() -> None:
     text = (
         "defaults: &d {base_url: 'http://127.0.0.1:1', pool_size: 5}\n"
