@@ -304,7 +304,7 @@ class Section:
 
     def done(self) -> None:
         """Refuse unknown keys (every one): a typo must not silently fall back to a default."""
-        unknown = sorted(set(self.data) - self._used)
+        unknown = sorted(set(self.data) - self._used, key=str)  # `1:` is a key too
         if not unknown:
             return
         error = ConfigError(*(f"{self.key(name)}: unknown key" for name in unknown))

@@ -81,6 +81,14 @@ def test_a_duplicate_key_in_a_flow_mapping_is_refused_too() -> None:
         parse_yaml("listen: 127.0.0.1:1\nredis: {url: 'redis://a', url: 'redis://b'}\n", "f.yaml")
 
 
+def test_a_key_that_is_not_a_string_is_an_unknown_key_not_a_crash(tmp_path: Path) -> None:
+    file = tmp_path / "numbers.yaml"
+    file.write_text("1: a\n'1': b\nlisten: 127.0.0.1:1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(file, env={})
+    assert "1: unknown key" in str(err.value)
+
+
 def test_yaml_merge_keys_may_still_override() -> None:
     text = (
         "defaults: &d {base_url: 'http://127.0.0.1:1', pool_size: 5}\n"
