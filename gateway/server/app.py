@@ -28,7 +28,7 @@ from gateway.server.redis_client import SESSION_TIMEOUT, connect
 from gateway.server.redis_time import hard_timeout
 from gateway.server.retry import UpstreamRetry
 from gateway.server.shared_sessions import create_fleet
-from gateway.server.state import GatewayState
+from gateway.server.state import GatewayState, Upstream
 from gateway.server.stores import create_store
 from gateway.server.upstream_circuit import UpstreamBreaker
 from gateway.upstreams import REGISTRY
@@ -81,15 +81,16 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     for name, cfg in app[CONFIG].upstreams.items():
         traced = () if state.tracing is None else (state.tracing.trace_config(name),)
-        state.clients[name] = UpstreamClient(cfg, make_session(cfg, traced), app[METRICS])
-        state.auths[name] = REGISTRY[name].build_auth(cfg.auth)
+        client = UpstreamClient(cfg, make_session(cfg, traced), app[METRICS])
+        spec = REGISTRY[name]
+        state.upstreams[name] = Upstream(name, cfg, spec, spec.build_auth(cfg.auth), client)
         if cfg.circuit is not None:
             state.breakers[name] = UpstreamBreaker(name, cfg.circuit, app[METRICS])
         if cfg.retry is not None:
             state.retries[name] = UpstreamRetry(name, cfg.retry, app[METRICS])
     yield
-    for client in state.clients.values():
-        await client.session.close()
+    for upstream in state.upstreams.values():
+        await upstream.client.session.close()
     for session in state.retired_sessions:  # pools a reload replaced
         await session.close()
 

@@ -77,7 +77,8 @@ def _parts(request: web.Request) -> tuple[GatewayState, OAuth1Auth, KeyValueStor
         raise web.HTTPMethodNotAllowed(request.method, ["GET"])
     request[INFO].upstream = NAME
     state = request.app[STATE]
-    auth = state.auths.get(NAME)
+    upstream = state.upstreams.get(NAME)
+    auth = None if upstream is None else upstream.auth
     if NAME not in config_of(request.app).upstreams or not isinstance(auth, OAuth1Auth):
         raise UnknownUpstream(f"no upstream named {NAME!r} is configured")
     if state.token_store is None:
@@ -134,7 +135,7 @@ async def start(request: web.Request) -> web.StreamResponse:
         nonce=new_nonce(),
         timestamp=int(time.time()),
     )
-    reply = await state.clients[NAME].send(outbound)
+    reply = await state.upstreams[NAME].client.send(outbound)
     token, secret = parse_token_reply(reply, "request token", NAME)
     name = caller.name if caller is not None else ""
     await save_pending(store, token, user, secret, replace=replace, caller=name)
@@ -170,7 +171,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         nonce=new_nonce(),
         timestamp=int(time.time()),
     )
-    reply = await state.clients[NAME].send(outbound)
+    reply = await state.upstreams[NAME].client.send(outbound)
     access, access_secret = parse_token_reply(reply, "access token", NAME)
     await save_user_token(store, user, access, access_secret)
     if replaced:

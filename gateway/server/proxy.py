@@ -42,8 +42,8 @@ from gateway.server.client import UpstreamClient
 from gateway.server.driver import Exchange, exchange
 from gateway.server.keys import METRICS, STATE, config_of
 from gateway.server.requestinfo import INFO
+from gateway.server.state import Upstream
 from gateway.server.upstream_circuit import guarded
-from gateway.upstreams import REGISTRY
 from gateway.upstreams.base import CallContext, LocalAnswer, UpstreamAuth, UpstreamSpec
 
 STREAM_CHUNK = 64 * 1024
@@ -169,9 +169,8 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     metrics = request.app[METRICS]
     info = request[INFO]
-    cfg = config.upstreams.get(name)
-    spec = REGISTRY.get(name)
-    if cfg is None or spec is None:
+    upstream = state.upstreams.get(name)  # read once: a reload swaps the whole object
+    if upstream is None:
         raise UnknownUpstream(f"no upstream named {name[:64]!r}")
     info.upstream = name
     if request.method in REFUSED_METHODS:
@@ -193,7 +192,7 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
     try:
         with bound_contextvars(upstream=name):  # on every line logged from here on
             async with guarded(state.breakers.get(name), info):  # an open circuit: 503 at once
-                return await _proxy(request, name, sub, cfg, spec)
+                return await _proxy(request, upstream, sub)
     finally:
         gauge.dec()
         state.inflight -= 1
@@ -219,26 +218,22 @@ class ProxyCall:
         return self.cfg.name
 
 
-async def _proxy(
-    request: web.Request, name: str, sub: str, cfg: UpstreamConfig, spec: UpstreamSpec
-) -> web.StreamResponse:
+async def _proxy(request: web.Request, upstream: Upstream, sub: str) -> web.StreamResponse:
+    cfg, spec = upstream.config, upstream.spec
     outbound = build_request(request, cfg, spec, sub)
     local = spec.answer_locally(cfg.auth, outbound)
     if local is not None:  # before credentials, quota or I/O; the body is never read
         return _local_response(local)
-    call = await _bind(request, cfg, spec, outbound)
+    call = await _bind(request, upstream, outbound)
     result = await _attempts(call)  # admit -> exchange, once per attempt
     return await _answer(call, result)
 
 
-async def _bind(
-    request: web.Request, cfg: UpstreamConfig, spec: UpstreamSpec, outbound: OutboundRequest
-) -> ProxyCall:
+async def _bind(request: web.Request, upstream: Upstream, outbound: OutboundRequest) -> ProxyCall:
     """The call's credentials (per-user or shared), its body when the signature
     covers it, and who its quota counts against."""
-    state, name, info = request.app[STATE], cfg.name, request[INFO]
-    auth = state.auths[name]
-    client = state.clients[name]
+    state, name, info = request.app[STATE], upstream.name, request[INFO]
+    cfg, spec, auth, client = upstream.config, upstream.spec, upstream.auth, upstream.client
     ctx = CallContext(
         upstream=name, user=info.user, store=state.token_store, send=client.send, fleet=state.fleet
     )

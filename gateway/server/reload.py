@@ -42,6 +42,7 @@ from gateway.server.app import secret_values
 from gateway.server.client import UpstreamClient, make_session
 from gateway.server.keys import METRICS, STATE, config_of
 from gateway.server.retry import UpstreamRetry
+from gateway.server.state import Upstream
 from gateway.server.upstream_circuit import UpstreamBreaker
 from gateway.upstreams import REGISTRY
 
@@ -94,12 +95,11 @@ def _swap(app: web.Application, old: GatewayConfig, new: GatewayConfig) -> list[
     state, metrics = app[STATE], app[METRICS]
     register_secrets(secret_values(new))
     prime_metrics(metrics, {n: [p.name for p in u.rate_limits] for n, u in new.upstreams.items()})
-    clients, auths, breakers = dict(state.clients), dict(state.auths), dict(state.breakers)
+    upstreams, breakers = dict(state.upstreams), dict(state.breakers)
     retries = dict(state.retries)
     changed = sorted(set(old.upstreams) ^ set(new.upstreams))
     for name in set(old.upstreams) - set(new.upstreams):
-        state.retired_sessions.append(clients.pop(name).session)
-        auths.pop(name, None)
+        state.retired_sessions.append(upstreams.pop(name).client.session)
         breakers.pop(name, None)
         retries.pop(name, None)
     for name, cfg in new.upstreams.items():
@@ -108,15 +108,7 @@ def _swap(app: web.Application, old: GatewayConfig, new: GatewayConfig) -> list[
             continue
         if before is not None:
             changed.append(name)
-        if before is None or _pool_settings(before) != _pool_settings(cfg):
-            traced = () if state.tracing is None else (state.tracing.trace_config(name),)
-            if name in clients:
-                state.retired_sessions.append(clients[name].session)
-            clients[name] = UpstreamClient(cfg, make_session(cfg, traced), metrics)
-        else:
-            clients[name] = UpstreamClient(cfg, clients[name].session, metrics)
-        if before is None or before.auth != cfg.auth:
-            auths[name] = REGISTRY[name].build_auth(cfg.auth)
+        upstreams[name] = _rebuilt(app, name, cfg, before, upstreams.get(name))
         if before is None or before.circuit != cfg.circuit:
             breakers.pop(name, None)
             if cfg.circuit is not None:
@@ -126,10 +118,33 @@ def _swap(app: web.Application, old: GatewayConfig, new: GatewayConfig) -> list[
             if cfg.retry is not None:
                 retries[name] = UpstreamRetry(name, cfg.retry, metrics)
     # One assignment each: a call reads its upstream's objects once, at its start.
-    state.clients, state.auths, state.breakers = clients, auths, breakers
+    state.upstreams, state.breakers = upstreams, breakers
     state.retries = retries
     state.config = new
     return sorted(set(changed))
+
+
+def _rebuilt(
+    app: web.Application,
+    name: str,
+    cfg: UpstreamConfig,
+    before: UpstreamConfig | None,
+    current: Upstream | None,
+) -> Upstream:
+    """The upstream under its new config: the pool kept unless its settings changed,
+    the auth (and its login session) kept unless the auth section changed."""
+    state, metrics = app[STATE], app[METRICS]
+    if current is None or before is None or _pool_settings(before) != _pool_settings(cfg):
+        traced = () if state.tracing is None else (state.tracing.trace_config(name),)
+        if current is not None:
+            state.retired_sessions.append(current.client.session)
+        client = UpstreamClient(cfg, make_session(cfg, traced), metrics)
+    else:
+        client = UpstreamClient(cfg, current.client.session, metrics)
+    spec = REGISTRY[name]
+    keep = current is not None and before is not None and before.auth == cfg.auth
+    auth = current.auth if keep and current is not None else spec.build_auth(cfg.auth)
+    return Upstream(name, cfg, spec, auth, client)
 
 
 def reload_on_sighup(app: web.Application, path: str | Path | None, env: Mapping[str, str]) -> None:

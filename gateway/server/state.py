@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, UpstreamConfig
 from gateway.server.budget import ByteBudget
 from gateway.server.client import UpstreamClient
 from gateway.server.limiter import Limiter, NoLimiter
 from gateway.server.redis_client import RedisClient
-from gateway.upstreams.base import KeyValueStore, SessionFleet, UpstreamAuth
+from gateway.upstreams.base import KeyValueStore, SessionFleet, UpstreamAuth, UpstreamSpec
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
     from gateway.server.retry import UpstreamRetry
@@ -22,10 +22,22 @@ if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
     from gateway.server.upstream_circuit import UpstreamBreaker
 
 
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One upstream at run time: its config, its module's spec, its auth and its
+    client, built together (``server/app.py``, again by a reload) and read once
+    by each call at its start."""
+
+    name: str
+    config: UpstreamConfig
+    spec: UpstreamSpec
+    auth: UpstreamAuth
+    client: UpstreamClient
+
+
 @dataclass
 class GatewayState:
-    clients: dict[str, UpstreamClient] = field(default_factory=dict)
-    auths: dict[str, UpstreamAuth] = field(default_factory=dict)
+    upstreams: dict[str, Upstream] = field(default_factory=dict)
     breakers: dict[str, UpstreamBreaker] = field(default_factory=dict)  # circuit: configured
     retries: dict[str, UpstreamRetry] = field(default_factory=dict)  # retry: configured
     limiter: Limiter = field(default_factory=NoLimiter)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ async def test_unexpected_exception_is_a_500_naming_only_the_request_id(
 ) -> None:
     app = create_app(make_config(fresh_standins))
     client = await aiohttp_client(app)
-    app[STATE].auths["bizzstream"] = ExplodingAuth()  # type: ignore[assignment]
+    upstreams = app[STATE].upstreams
+    upstreams["bizzstream"] = replace(upstreams["bizzstream"], auth=ExplodingAuth())  # type: ignore[arg-type]
     with capture_logs() as logs:
         resp = await client.get("/bizzstream/api/v1/documents?ddName=x")
         body = await resp.read()

@@ -30,7 +30,8 @@ async def test_only_what_changed_is_rebuilt_and_startup_keys_stay(
     client = await aiohttp_client(app)
     assert (await client.get("/beeswax/rest/advertiser")).status == 200  # logged in
     state = app[STATE]
-    beeswax_auth, bizz_client = state.auths["beeswax"], state.clients["bizzstream"]
+    beeswax_auth = state.upstreams["beeswax"].auth
+    bizz_client = state.upstreams["bizzstream"].client
 
     def change(data: dict[str, Any]) -> None:
         data["listen"] = "127.0.0.1:1"  # bound at start-up: kept
@@ -53,10 +54,12 @@ async def test_only_what_changed_is_rebuilt_and_startup_keys_stay(
     # The byte budget was sized at start-up: the config in force says what it holds.
     assert config_of(app).server.max_buffered_bytes == state.budget.limit != 2**30
     assert config_of(app).server.max_inflight == 7  # read per call: in force
-    assert state.auths["beeswax"] is beeswax_auth  # unchanged: its login session is kept
-    assert state.clients["bizzstream"] is not bizz_client  # new settings...
-    assert state.clients["bizzstream"].session is bizz_client.session  # ...same pool
-    assert state.clients["bizzstream"].cfg.head_timeout == 5.0
+    assert state.upstreams["beeswax"].auth is beeswax_auth  # unchanged: its login session is kept
+    assert state.upstreams["bizzstream"].client is not bizz_client  # new settings...
+    assert state.upstreams["bizzstream"].client.session is bizz_client.session  # ...same pool
+    assert state.upstreams["bizzstream"].client.cfg.head_timeout == 5.0
+    assert state.upstreams["bizzstream"].config.head_timeout == 5.0
+    assert "streamone" not in state.upstreams
     assert "bizzstream" in state.breakers
     assert (await client.get("/streamone/item/view")).status == 404  # removed: unknown
     assert (await client.get("/beeswax/rest/advertiser")).status == 200
