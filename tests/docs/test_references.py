@@ -12,6 +12,8 @@ The repository must stand on its own: a reader follows a link, a path or a
   after ``upstreams.md`` must be a section of ``docs/upstreams.md``; a bare
   ``§N`` in a Markdown file must be a numbered section of that file
   (``RFC 9110 §7.6.1`` and other outside specs are not the repository's);
+- a section named in quotes beside its document (``docs/operations.md``,
+  "Timeouts"; "Links" in the README) is a heading or a bold paragraph there;
 - nothing points outside the repository (``shared/...``).
 """
 
@@ -180,3 +182,37 @@ def test_the_contract_has_its_five_numbered_sections() -> None:
 def test_slugs_follow_github() -> None:
     assert _slug("3. Errors: one schema") == "3-errors-one-schema"
     assert _slug("Per-user credentials (`X-Gateway-User`)") == "per-user-credentials-x-gateway-user"
+
+
+# A section named in quotes next to its file: `docs/operations.md`, "Timeouts";
+# "Compressed replies" in `docs/errors.md`; (README, "Links").
+_QUOTED = re.compile(
+    r"(?P<f1>README|[\w/]+\.md)`?,?\s+\"(?P<s1>[A-Z][^\"\n]{1,40})\""
+    r"|\"(?P<s2>[A-Z][^\"\n]{1,40})\"\s+(?:in|of)\s+`?(?P<f2>README|[\w/]+\.md)"
+)
+
+
+def _named_doc(name: str) -> Path | None:
+    if name == "README":
+        return ROOT / "README.md"
+    for candidate in (ROOT / name, ROOT / "docs" / Path(name).name):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def test_quoted_section_names_exist() -> None:
+    bad = []
+    for path in FILES:
+        for match in _QUOTED.finditer(path.read_text()):
+            doc = _named_doc(match.group("f1") or match.group("f2"))
+            section = match.group("s1") or match.group("s2")
+            if doc is None:
+                bad.append(f"{_rel(path)}: {match.group(0)!r}: no such document")
+                continue
+            text = doc.read_text()
+            if not any(h.strip("`").startswith(section) for h in headings(doc)) and (
+                f"**{section}.**" not in text and f"**{section}**" not in text
+            ):
+                bad.append(f"{_rel(path)}: {match.group(0)!r}: no such section in {_rel(doc)}")
+    assert not bad, "\n".join(bad)
