@@ -26,6 +26,18 @@ from urllib.parse import urlsplit
 from gateway.core.messages import Headers, UpstreamReply, header_drop, header_get, header_set
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# RFC 9110 §7.2: Host = uri-host [ ":" port ], a DNS name or IPv4 address, or an
+# IP-literal in brackets; nothing else may stand in a URL's authority.
+_HOST = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def request_origin(scheme: str, host: str | None, default: str) -> str:
+    """``scheme://host`` as the caller reached the gateway, or ``default`` when the
+    request named no usable ``Host`` (none in HTTP/1.0, empty, or not a host and
+    port: a link built from it would lead nowhere, or somewhere else)."""
+    if host and _HOST.fullmatch(host):
+        return f"{scheme}://{host}"
+    return default
 
 
 def _origin(scheme: str, netloc: str) -> tuple[str, str, int] | None:

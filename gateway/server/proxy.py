@@ -16,7 +16,7 @@ from gateway.config import UpstreamConfig
 from gateway.core.content_coding import upstream_accept_encoding
 from gateway.core.errormap import MAX_ERROR_BODY
 from gateway.core.headers import forwardable_reply_headers, forwardable_request_headers
-from gateway.core.links import LinkMap, is_json, relink_body, relink_headers
+from gateway.core.links import LinkMap, is_json, relink_body, relink_headers, request_origin
 from gateway.core.messages import (
     Headers,
     OutboundRequest,
@@ -360,9 +360,15 @@ def inspect_limit(spec: UpstreamSpec, head: UpstreamReply) -> int:
 
 def link_map(request: web.Request, cfg: UpstreamConfig, spec: UpstreamSpec) -> LinkMap:
     """The upstream's own root and the gateway's URL for it: ``public_url`` when
-    configured, else the scheme and ``Host`` this request came with."""
+    configured, else the scheme and ``Host`` this request came with (a missing or
+    malformed ``Host``: the listen address, ``public_url``'s default)."""
     config = config_of(request.app)
-    public = config.public_url if config.public_url_set else f"{request.scheme}://{request.host}"
+    host = request.headers.get("Host")
+    public = (
+        config.public_url
+        if config.public_url_set
+        else request_origin(request.scheme, host, config.public_url)
+    )
     return LinkMap(cfg.base_url + spec.map_path("/").rstrip("/"), f"{public}/{cfg.name}")
 
 

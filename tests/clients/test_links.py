@@ -9,6 +9,7 @@ must reach the gateway's URL for that upstream instead (README, "Links").
 from __future__ import annotations
 
 import json
+import socket
 from urllib.parse import quote
 
 from tests.clients.conftest import Caller
@@ -92,3 +93,19 @@ def test_beeswax_v2_pages_link_back_through_the_gateway(client: Caller, gateway:
     page = json.loads(second.content)
     assert page["previous"].startswith(f"{gateway.url}/beeswax/rest/v2/campaigns?")
     assert page["results"][0]["id"] == first["results"][-1]["id"] + 1
+
+
+def test_without_a_usable_host_links_use_the_listen_address(gateway: Gateway) -> None:
+    """HTTP/1.0 may send no Host, and a malformed one names no place: the links
+    then point at the listen address, never at a made-up or port-less URL."""
+    port = int(gateway.url.rsplit(":", 1)[1])
+    for head in (b"GET /buzzstream/websites HTTP/1.0\r\n",
+                 b"GET /buzzstream/websites HTTP/1.1\r\nHost: evil.example/x?\r\n"):  # fmt: skip
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head + b"Connection: close\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        status, _, body = data.partition(b"\r\n\r\n")
+        assert b" 200 " in status.split(b"\r\n")[0], data[:300]
+        assert json.loads(body)["list"][0] == f"{gateway.url}/buzzstream/websites/1"

@@ -119,3 +119,13 @@ def test_rewriting_is_the_same_as_mapping_every_string_value(value: object, asci
     body = json.dumps(value, ensure_ascii=ascii_).encode()
     out = rewrite_json(body, BUZZ)
     assert json.loads(out if out is not None else body) == mapped(value)
+
+
+def test_the_origin_is_the_requests_host_only_when_it_is_a_host() -> None:
+    from gateway.core.links import request_origin
+
+    default = "http://127.0.0.1:8080"
+    for host in ("gw.example", "gw.example:8443", "10.0.0.7:80", "[::1]:8080", "my_gateway"):
+        assert request_origin("https", host, default) == f"https://{host}"
+    for host in (None, "", "evil.example/x?", "a b", "gw@evil.example", "h:port", "h:123456"):
+        assert request_origin("http", host, default) == default, host
