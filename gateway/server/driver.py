@@ -30,7 +30,7 @@ class Exchange:
     - ``reply.body`` set and ``response`` open: a prefix was read (``truncated``),
       the rest is still to be streamed after it.
 
-    ``read_body(head)`` says how many bytes of a reply (status and headers
+    ``body_limit(head)`` says how many bytes of a reply (status and headers
     known, body unread) to read for inspection (0: none).
     """
 
@@ -44,7 +44,7 @@ async def exchange(
     request: OutboundRequest,
     ctx: CallContext,
     *,
-    read_body: Callable[[UpstreamReply], int],
+    body_limit: Callable[[UpstreamReply], int],
     body: Callable[[], AsyncIterator[bytes]] | None = None,
 ) -> Exchange:
     if ctx.on_renewal is None:
@@ -54,7 +54,7 @@ async def exchange(
         prepared = await auth.prepare(request, ctx)
         resp = await client.open(prepared, body)
         head = reply_head(resp)
-        limit = read_body(head)
+        limit = body_limit(head)
         if auth.wants_body(head.status) and not limit:
             limit = MAX_ERROR_BODY
         if limit:

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
-import aiohttp
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from structlog.contextvars import bound_contextvars
 
 from gateway.config import UpstreamConfig
 from gateway.core.content_coding import upstream_accept_encoding
 from gateway.core.errormap import MAX_ERROR_BODY
-from gateway.core.headers import forwardable_reply_headers, forwardable_request_headers
+from gateway.core.headers import forwardable_request_headers
 from gateway.core.links import LinkMap, is_json, relink_body, relink_headers, request_origin
 from gateway.core.messages import (
-    Headers,
     OutboundRequest,
     UpstreamReply,
     header_drop,
@@ -31,22 +26,22 @@ from gateway.errors import (
     MethodNotAllowed,
     Overloaded,
     PayloadTooLarge,
-    RequestTimeout,
     UnknownUpstream,
     UpstreamError,
     UpstreamProblem,
     UpstreamUnavailable,
 )
 from gateway.server.admission import QuotaCall, pass_quota
+from gateway.server.bodies import caller_body, read_body
 from gateway.server.client import UpstreamClient
 from gateway.server.driver import Exchange, exchange
 from gateway.server.keys import METRICS, STATE, config_of
+from gateway.server.replies import buffered_response, local_response, stream_response
 from gateway.server.requestinfo import INFO
 from gateway.server.state import Upstream
 from gateway.server.upstream_circuit import guarded
-from gateway.upstreams.base import CallContext, LocalAnswer, UpstreamAuth, UpstreamSpec
+from gateway.upstreams.base import CallContext, UpstreamAuth, UpstreamSpec
 
-STREAM_CHUNK = 64 * 1024
 # Successful replies of upstreams that hide errors in 200 are read up to this
 # bound before being passed on; a longer body is streamed on unparsed.
 MAX_INSPECT_BODY = 4 * 1024 * 1024
@@ -67,71 +62,6 @@ def split_target(request: web.Request) -> tuple[str, str]:
     _, _, rest = raw.partition("/")
     name, _, sub = rest.partition("/")
     return name, sub
-
-
-def _caller_body(
-    request: web.Request, limit: int, name: str, timeout: float
-) -> AsyncIterator[bytes]:
-    """The caller's body in chunks, at most ``limit`` bytes, all of it within
-    ``timeout`` (``server.body_timeout``) of the first read."""
-
-    async def gen() -> AsyncIterator[bytes]:
-        size = 0
-        chunks = request.content.iter_chunked(STREAM_CHUNK)
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    chunk = await chunks.__anext__()
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                raise RequestTimeout(
-                    f"the request body did not arrive within {timeout:g}s", upstream=name
-                ) from None
-            except (OSError, asyncio.IncompleteReadError, HttpProcessingError) as exc:
-                raise InvalidRequest(
-                    "the request body could not be read (the caller broke it off)",
-                    upstream=name,
-                ) from exc
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body is over {limit} bytes", upstream=name)
-            yield chunk
-
-    return gen()
-
-
-async def read_body(request: web.Request, limit: int, name: str) -> bytes:
-    """The whole body, charged to the gateway's byte budget (``server.max_buffered_bytes``)
-    as it arrives; ``RequestInfo.buffered`` holds the charge, given back when the call ends."""
-    state = request.app[STATE]
-    info = request[INFO]
-    budget = state.budget
-
-    def charge(size: int) -> None:
-        if not budget.take(size):
-            request.app[METRICS].load_shed.labels("buffered_bytes").inc()
-            raise Overloaded(
-                f"the gateway holds {budget.limit} bytes of request bodies, its limit; "
-                "try again shortly",
-                reason="buffered_bytes",
-            )
-        info.buffered += size
-
-    declared = request.content_length
-    if declared is not None:
-        charge(declared)  # all of it up front: a refusal costs no reading
-    chunks = []
-    size = 0
-    timeout = config_of(request.app).server.body_timeout
-    async for chunk in _caller_body(request, limit, name, timeout):
-        size += len(chunk)
-        if declared is None or size > declared:
-            charge(len(chunk))
-        chunks.append(chunk)
-    body = b"".join(chunks)  # the one copy; the chunks go with this frame
-    return body
 
 
 def build_request(
@@ -223,7 +153,7 @@ async def _proxy(request: web.Request, upstream: Upstream, sub: str) -> web.Stre
     outbound = build_request(request, cfg, spec, sub)
     local = spec.answer_locally(cfg.auth, outbound)
     if local is not None:  # before credentials, quota or I/O; the body is never read
-        return _local_response(local)
+        return local_response(local)
     call = await _bind(request, upstream, outbound)
     result = await _attempts(call)  # admit -> exchange, once per attempt
     return await _answer(call, result)
@@ -299,8 +229,8 @@ async def _exchange(call: ProxyCall) -> Exchange:
         call.outbound,
         call.ctx,
         # A HEAD reply has no body to inspect; its Content-Length is the GET's.
-        read_body=lambda head: 0 if request.method == "HEAD" else inspect_limit(call.spec, head),
-        body=lambda: _caller_body(
+        body_limit=lambda head: 0 if request.method == "HEAD" else inspect_limit(call.spec, head),
+        body=lambda: caller_body(
             request, cfg.max_body_bytes, cfg.name, config_of(request.app).server.body_timeout
         ),
     )
@@ -320,8 +250,8 @@ async def _answer(call: ProxyCall, result: Exchange) -> web.StreamResponse:
             result.response.close()
         return await _inspected(call, reply, links)
     if result.response is None:  # all read, but its content is over the bound: not parsed
-        return _buffered_response(reply, (), reply.wire_body or b"")
-    return await _stream_response(
+        return buffered_response(reply, (), reply.wire_body or b"")
+    return await stream_response(
         request, result.response, reply, (), prefix=reply.wire_body or b"", client=call.client
     )
 
@@ -343,7 +273,7 @@ async def _inspected(call: ProxyCall, reply: UpstreamReply, links: LinkMap) -> w
         raise UpstreamProblem(problem.with_upstream(name))
     if spec.links_in_body:
         reply = relink_body(reply, links)
-    return _buffered_response(reply, spec.success_headers(reply), reply.wire_body or b"")
+    return buffered_response(reply, spec.success_headers(reply), reply.wire_body or b"")
 
 
 def inspect_limit(spec: UpstreamSpec, head: UpstreamReply) -> int:
@@ -370,51 +300,3 @@ def link_map(request: web.Request, cfg: UpstreamConfig, spec: UpstreamSpec) -> L
         else request_origin(request.scheme, host, config.public_url)
     )
     return LinkMap(cfg.base_url + spec.map_path("/").rstrip("/"), f"{public}/{cfg.name}")
-
-
-def _reply_headers(reply: UpstreamReply, extra: Headers) -> list[tuple[str, str]]:
-    return [*forwardable_reply_headers(reply.headers), *extra]
-
-
-def _local_response(answer: LocalAnswer) -> web.Response:
-    resp = web.Response(status=answer.status, body=answer.body, content_type=answer.content_type)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
-
-
-def _buffered_response(reply: UpstreamReply, extra: Headers, body: bytes) -> web.Response:
-    resp = web.Response(status=reply.status, body=body)
-    resp.headers.clear()
-    for key, value in _reply_headers(reply, extra):
-        if key.lower() != "content-length":
-            resp.headers.add(key, value)
-    return resp
-
-
-async def _stream_response(
-    request: web.Request,
-    upstream_resp: aiohttp.ClientResponse,
-    reply: UpstreamReply,
-    extra: Headers,
-    prefix: bytes = b"",
-    *,
-    client: UpstreamClient,
-) -> web.StreamResponse:
-    resp = web.StreamResponse(status=reply.status)
-    for key, value in _reply_headers(reply, extra):
-        if key.lower() == "content-length":
-            resp.content_length = int(value)
-        else:
-            resp.headers.add(key, value)
-    request[INFO].streaming = True
-    request[INFO].sent_status = reply.status
-    try:
-        await resp.prepare(request)
-        if prefix:
-            await resp.write(prefix)
-        async for chunk in client.chunks(upstream_resp, STREAM_CHUNK):  # idle-bounded
-            await resp.write(chunk)
-        await resp.write_eof()
-    finally:
-        upstream_resp.release()
-    return resp
