@@ -42,7 +42,10 @@ LOGOUT_ON_AUTHENTICATE = frozenset({"DELETE"})
 LOGOUT_METHODS = frozenset({"POST", "GET", "DELETE"})
 LOGIN_MESSAGE = "Logged in: the gateway holds the Beeswax session, no cookie is needed"
 LOGOUT_MESSAGE = "Logged out: the gateway's Beeswax session is unchanged"
-REFUSED = "the gateway manages the Beeswax session: callers cannot log in or out through it"
+REFUSED = (
+    "the gateway manages the Beeswax session: it answers a POST login and a logout itself;"
+    " no other call reaches the session"
+)
 
 SessionCall = Literal["login", "logout", "refused"]
 

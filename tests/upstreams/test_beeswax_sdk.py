@@ -57,6 +57,8 @@ def test_a_login_or_logout_is_the_success_envelope_without_a_cookie() -> None:
 
 
 def test_other_session_calls_are_refused_and_api_calls_proxied() -> None:
-    with pytest.raises(InvalidRequest, match="manages the Beeswax session"):
+    with pytest.raises(InvalidRequest, match="manages the Beeswax session") as caught:
         SPEC.answer_locally(SETTINGS, OutboundRequest("PUT", BASE, "/rest/authenticate"))
+    # The detail must not deny the drop-in mode: a POST login is answered.
+    assert "cannot log in" not in caught.value.detail and "POST login" in caught.value.detail
     assert SPEC.answer_locally(SETTINGS, OutboundRequest("GET", BASE, "/rest/advertiser")) is None
