@@ -10,9 +10,10 @@ timeout per request, and recovery needs no operator.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
+
+from gateway.server.tasks import stop_task
 
 
 class CircuitBreaker:
@@ -56,7 +57,4 @@ class CircuitBreaker:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)

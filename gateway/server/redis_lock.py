@@ -17,11 +17,12 @@ key on Redis Cluster too. Redis errors propagate (the caller translates them).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import socket
 from typing import Any
+
+from gateway.server.tasks import stop_task
 
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -62,11 +63,8 @@ class RedisLock:
 
     async def release(self) -> bool:
         """Delete the lock if this caller still owns it; True when it did."""
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
-            self._watchdog = None
+        watchdog, self._watchdog = self._watchdog, None
+        await stop_task(watchdog)
         return bool(await self._redis.eval(RELEASE, 1, self.key, self.token))
 
     async def extend(self) -> bool:

@@ -15,9 +15,10 @@ answered: a real timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
+
+from gateway.server.tasks import stop_task
 
 T = TypeVar("T")
 
@@ -63,10 +64,7 @@ class LagClock:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
 
 async def within(aw: Awaitable[T], seconds: float, clock: LagClock | None = None) -> T:
