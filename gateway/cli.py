@@ -64,10 +64,21 @@ async def _start(app: web.Application, host: str, port: int) -> web.AppRunner:
         **runner_options(server),
     )
     await runner.setup()
-    shed = app[METRICS].load_shed.labels("connections")
+    metrics = app[METRICS]
+    shed = metrics.load_shed.labels("connections")
+
+    def malformed(status: int, code: str) -> None:  # counted like any refusal, no upstream
+        metrics.requests.labels("none", "OTHER", str(status), code).inc()
+
     try:
         await BoundedSite(
-            runner, host, port, max_connections=server.max_connections, on_refused=shed.inc
+            runner,
+            host,
+            port,
+            max_connections=server.max_connections,
+            on_refused=shed.inc,
+            on_malformed=malformed,
+            problem_base=app[CONFIG].problem_base_url,
         ).start()
     except OSError:
         await runner.cleanup()  # close the client sessions and Redis made at setup

@@ -13,6 +13,9 @@ each request head, handlers cancelled when their caller leaves.
   deadline for slowly trickled heads too (slowloris), not only for idle ones.
 - Handler cancellation: a caller that disconnects cancels its handler, which
   cancels the upstream call and releases its connection (status 499).
+- Requests aiohttp's parser refuses are answered as problems by
+  :class:`~gateway.server.malformed.ProblemRequestHandler`, the handler each
+  accepted connection gets here (``web.Server`` would make a plain one).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from aiohttp import web
 
 from gateway.config_server import ServerConfig
 from gateway.core.problem import PROBLEM_CONTENT_TYPE, Problem
+from gateway.server.malformed import OnMalformed, ProblemRequestHandler
 
 
 def runner_options(server: ServerConfig) -> dict[str, Any]:
@@ -65,12 +69,16 @@ class BoundedSite(web.BaseSite):
         *,
         max_connections: int,
         on_refused: Callable[[], None],
+        on_malformed: OnMalformed,
+        problem_base: str,
     ) -> None:
         super().__init__(runner)
         self._host = host
         self._port = port
         self._max = max_connections
         self._on_refused = on_refused
+        self._on_malformed = on_malformed
+        self._problem_base = problem_base
         self._problem = Problem(
             code="upstream_unavailable",
             detail=f"the gateway has {max_connections} caller connections open, its limit",
@@ -86,14 +94,21 @@ class BoundedSite(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert server is not None
+        loop = asyncio.get_running_loop()
 
         def protocol() -> asyncio.Protocol:
             if len(server.connections) >= self._max:
                 self._on_refused()
                 return _Refuse(self._problem)
-            return server()
+            # What ``server()`` does, with the handler class that answers problems.
+            return ProblemRequestHandler(
+                server,
+                loop=loop,
+                on_malformed=self._on_malformed,
+                problem_base=self._problem_base,
+                **server._kwargs,
+            )
 
-        loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             protocol, self._host, self._port, reuse_address=True
         )
