@@ -230,3 +230,16 @@ def write_config(tmp: Path, change: Callable[[dict[str, Any]], None]) -> Path:
     path = tmp / "gateway.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def run_bench(script: str) -> str:
+    """Run ``bench/<script> --quick`` (tiny sizes) as a user would; its printed figures."""
+    result = subprocess.run(
+        [sys.executable, f"bench/{script}", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.harness import ROOT
+from tests.harness import run_bench
 
 pytestmark = pytest.mark.e2e
 
 
 def test_bench_limiter_runs_and_prints_every_figure() -> None:
-    result = subprocess.run(
-        [sys.executable, "bench/limiter.py", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    out = result.stdout
+    out = run_bench("limiter.py")
     assert len(re.findall(r"[\d,]+ decisions/s", out)) == 2  # batched and unbatched
     assert len(re.findall(r"[\d,]+ req/s +ratio \d\.\d\d", out)) == 3  # off, on, on unbatched
     assert "fallbacks 0" in out

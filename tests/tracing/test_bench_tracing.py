@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.harness import ROOT
+from tests.harness import run_bench
 
 pytestmark = pytest.mark.e2e
 
 
 def test_bench_tracing_runs_and_prints_both_cases() -> None:
-    result = subprocess.run(
-        [sys.executable, "bench/tracing.py", "--quick"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert len(re.findall(r"[\d,]+ req/s +ratio \d\.\d\d", result.stdout)) == 2
-    assert len(re.findall(r"\d+ µs CPU/call +ratio \d\.\d\d", result.stdout)) == 2
-    spans = int(re.findall(r"spans received by the OTLP receiver: (\d+)", result.stdout)[0])
+    out = run_bench("tracing.py")
+    assert len(re.findall(r"[\d,]+ req/s +ratio \d\.\d\d", out)) == 2
+    assert len(re.findall(r"\d+ µs CPU/call +ratio \d\.\d\d", out)) == 2
+    spans = int(re.findall(r"spans received by the OTLP receiver: (\d+)", out)[0])
     assert spans > 0  # the "on" case really exported
