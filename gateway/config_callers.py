@@ -20,14 +20,13 @@ config is refused unless ``allow_unauthenticated_callers: true`` accepts it.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 
 from gateway.config_reader import Secret, Section
+from gateway.core.headers import GATEWAY_USER
 from gateway.errors import ConfigError
 
 ANY_USER = "*"
-_USER = re.compile(r"^[\x21-\x7e]{1,128}$")  # the X-Gateway-User rule
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,10 @@ def _users(section: Section) -> frozenset[str] | None:
     if not isinstance(value, list):
         raise ConfigError(f'{key}: expected a list of user ids or "*"')
     if not all(
-        isinstance(u, str | int) and not isinstance(u, bool) and _USER.match(str(u)) and u != "*"
+        isinstance(u, str | int)
+        and not isinstance(u, bool)
+        and GATEWAY_USER.match(str(u))
+        and u != "*"
         for u in value
     ):
         raise ConfigError(

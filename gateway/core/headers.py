@@ -11,9 +11,15 @@ some upstream frameworks execute another method, path or host
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from gateway.core.messages import Headers
+
+# X-Gateway-User (and a caller's X-Request-Id, kept when it matches): 1-128
+# printable US-ASCII characters, no space. The one definition of the rule: the
+# middleware, the onboarding routes and the callers' config all use it.
+GATEWAY_USER = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 HOP_BY_HOP = frozenset(
     {

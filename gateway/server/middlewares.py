@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
+from gateway.core.headers import GATEWAY_USER
 from gateway.core.problem import DEFAULT_PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Problem
 from gateway.core.secrets import mask_known
 from gateway.errors import GatewayError, InvalidRequest
@@ -35,13 +35,12 @@ from gateway.server.keys import CONFIG, METRICS
 from gateway.server.requestinfo import INFO, RequestInfo
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_TOKEN = re.compile(r"^[\x21-\x7e]{1,128}$")
 log = get_logger("gateway.access")
 
 
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-Id", "")
-    return given if _TOKEN.match(given) else uuid.uuid4().hex
+    return given if GATEWAY_USER.match(given) else uuid.uuid4().hex
 
 
 def problem_response(request: web.Request, problem: Problem) -> web.Response:
@@ -89,7 +88,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     bound = dict(bind_contextvars(request_id=info.request_id))
     try:
         user = request.headers.get("X-Gateway-User")
-        if user is not None and not _TOKEN.match(user):
+        if user is not None and not GATEWAY_USER.match(user):
             raise InvalidRequest("X-Gateway-User must be 1-128 printable characters")
         info.user = user
         if user is not None:

@@ -40,6 +40,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from gateway.core.headers import GATEWAY_USER
 from gateway.core.oauth1 import new_nonce
 from gateway.errors import Conflict, InvalidRequest, UnknownUpstream, UpstreamUnavailable
 from gateway.logs import get_logger
@@ -67,7 +68,6 @@ from gateway.upstreams.buzzstream_tokens import (
 
 START = "/oauth/buzzstream/start"
 CALLBACK = "/oauth/buzzstream/callback"
-_USER = re.compile(r"^[\x21-\x7e]{1,128}$")  # the same rule as X-Gateway-User
 _TOKEN = re.compile(r"^[\x21-\x7e]{1,512}$")
 log = get_logger("gateway.oauth")
 
@@ -117,7 +117,7 @@ async def _refuse_a_silent_replacement(
 async def start(request: web.Request) -> web.StreamResponse:
     state, auth, store = _parts(request)
     user = request.query.get("user", "")
-    if not _USER.match(user):
+    if not GATEWAY_USER.match(user):
         raise InvalidRequest("user must be 1-128 printable characters", upstream=NAME)
     caller = require_user(request, user)
     replace = _replace_flag(request)
