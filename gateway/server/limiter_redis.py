@@ -30,8 +30,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from gateway.config import RatePolicy, RedisConfig
 from gateway.core.quota import Hold, parse_reply, script_args, seconds
 from gateway.logs import get_logger
@@ -48,8 +46,8 @@ from gateway.server.limiter import (
     record_open,
 )
 from gateway.server.limiter_memory import MemoryLimiter
-from gateway.server.redis_client import RedisClient
-from gateway.server.redis_script import SCRIPT, RedisUnavailable, ScriptRunner
+from gateway.server.redis_client import REDIS_ERRORS, RedisClient, RedisUnavailable, redis_failed
+from gateway.server.redis_script import SCRIPT, ScriptRunner
 from gateway.server.redis_time import LagClock, within
 
 log = get_logger("gateway.ratelimit")
@@ -76,7 +74,7 @@ class RedisLimiter:
         self._clock.start()
         try:
             await self.runner.load()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             self._failed(RedisUnavailable(type(exc).__name__))
 
     async def aclose(self) -> None:
@@ -196,7 +194,7 @@ class RedisLimiter:
         )
 
     def _failed(self, exc: RedisUnavailable) -> None:
-        self._metrics.redis_errors.inc()
+        redis_failed(exc, self._metrics)
         if not self._breaker.is_open:
             log.warning(
                 "redis_unavailable",
@@ -213,9 +211,8 @@ class RedisLimiter:
         self._count_fallback_time()  # the counter moves during a long outage too
         try:
             await within(self._ping_and_load(), self._config.timeout, self._clock)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._metrics.redis_errors.inc()
-            raise RedisUnavailable(type(exc).__name__) from exc
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable(redis_failed(exc, self._metrics)) from exc
         seeds = [
             self.runner.submit((key,), ["seed", backlog]) for key, backlog in self._local.backlogs()
         ]

@@ -23,15 +23,36 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from gateway.config import RedisConfig
+from gateway.metrics import Metrics
 from gateway.redis_url import parse_redis_url
+
+# What a Redis command raises when the server is down, slow, failing over or
+# refusing: redis-py's errors, a socket's, and a timeout (redis-py's or
+# redis_time.within's). The one list every caller catches.
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
 
 # The token store and the shared upstream sessions use their own, patient client:
 # they read credentials, for which no fallback answer exists (a replica that gave
 # up after the limiter's 50 ms would answer 503, or log in on its own: one more
 # login). The limiter keeps redis.timeout, and its fallback.
 SESSION_TIMEOUT = 1.0
+
+
+class RedisUnavailable(Exception):
+    """Redis failed, timed out or refused a command; names only the error type."""
+
+
+def redis_failed(exc: BaseException, metrics: Metrics | None) -> str:
+    """One Redis failure: counted in ``gateway_redis_errors_total``, and named by
+    its type alone (the text of a Redis error may carry a host, a key or a reply),
+    which is all a log line or a translated error says of it."""
+    if metrics is not None:
+        metrics.redis_errors.inc()
+    return type(exc).__name__
+
 
 # What connect() gives: a plain or Sentinel-master client, or a cluster client.
 RedisClient = aioredis.Redis | RedisCluster

@@ -21,18 +21,14 @@ from collections.abc import Callable, Sequence
 from importlib.resources import files
 from typing import Any
 
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
-from gateway.server.redis_client import RedisClient
+from gateway.server.redis_client import REDIS_ERRORS, RedisClient, RedisUnavailable
 from gateway.server.redis_time import LagClock, within
 
 SCRIPT = files("gateway").joinpath("lua/gcra.lua").read_text()
 
 Pending = tuple[Sequence[str], Sequence[str | int], "asyncio.Future[Any]"]
-
-
-class RedisUnavailable(Exception):
-    """Redis failed, timed out or refused a command; names only the error type."""
 
 
 class ScriptRunner:
@@ -121,7 +117,7 @@ class ScriptRunner:
         started = loop.time()
         try:
             results = await within(self._round_trip(calls), self._timeout, self._clock)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             took = round((loop.time() - started) * 1000)
             raise self._failed(RedisUnavailable(f"{type(exc).__name__} after {took} ms")) from exc
         out = [

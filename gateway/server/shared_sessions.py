@@ -36,19 +36,18 @@ from collections.abc import Callable
 from typing import Any
 
 from cryptography.fernet import InvalidToken, MultiFernet
-from redis.exceptions import RedisError
 
 from gateway.config import GatewayConfig
 from gateway.core.quota import key_tag
 from gateway.errors import UpstreamUnavailable
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
+from gateway.server.redis_client import REDIS_ERRORS, redis_failed
 from gateway.server.redis_lock import RedisLock
 from gateway.server.tokenstore import fernet_from
 from gateway.upstreams.base import Login, SharedSession
 
 log = get_logger("gateway.fleet")
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 POLL = 0.05  # how often a waiting replica looks for the new session
 
 UPDATE = """
@@ -124,9 +123,8 @@ class RedisSessionFleet:
     # --- Redis, errors caught ------------------------------------------------------
 
     def _failed(self, exc: BaseException, what: str) -> None:
-        if self._metrics is not None:
-            self._metrics.redis_errors.inc()
-        log.warning("shared_session_redis_error", operation=what, error=type(exc).__name__)
+        error = redis_failed(exc, self._metrics)
+        log.warning("shared_session_redis_error", operation=what, error=error)
 
     async def _get(self, record: str) -> SharedSession | None:
         return self._decode(await self._redis.get(record))

@@ -13,11 +13,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from gateway.config import GatewayConfig
 from gateway.errors import UpstreamUnavailable
 from gateway.metrics import Metrics
+from gateway.server.redis_client import REDIS_ERRORS, redis_failed
 from gateway.upstreams.base import KeyValueStore
 
 
@@ -75,9 +74,8 @@ class RedisStore:
     async def _translated(self) -> AsyncIterator[None]:
         try:
             yield
-        except (RedisError, OSError, TimeoutError) as exc:
-            if self._metrics is not None:
-                self._metrics.redis_errors.inc()
+        except REDIS_ERRORS as exc:
+            redis_failed(exc, self._metrics)
             raise UpstreamUnavailable("the token store (Redis) is unavailable") from exc
 
     async def get(self, key: str) -> bytes | None:
