@@ -13,8 +13,10 @@ a raw path or a request id.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -63,6 +65,19 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 def method_label(method: str) -> str:
     """Bound the ``method`` label: unknown verbs collapse to ``OTHER``."""
     return method if method in KNOWN_METHODS else "OTHER"
+
+
+@functools.lru_cache(maxsize=8192)
+def child(metric: Any, *labels: str | int) -> Any:
+    """``metric.labels(*labels)``, resolved once per label values and cached.
+
+    ``labels()`` validates, converts and locks on every call (~1 µs, several
+    per request); a cached child is a C-level dict hit (~0.1 µs). Every label
+    takes its values from a bounded set (above), so the cache stays small.
+    A non-string value (a status code) is a key of its own; the child is the
+    same one prometheus-client returns for its ``str()``.
+    """
+    return metric.labels(*labels)
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,7 @@ class UpstreamClient:
         self.cfg = cfg
         self.session = session
         self.metrics = metrics
+        self._duration = metrics.upstream_duration.labels(cfg.name)  # resolved once
 
     async def open(
         self, request: OutboundRequest, body: BodySource | None = None
@@ -175,9 +176,7 @@ class UpstreamClient:
                 raise cause from None
             raise self._translate(exc) from exc
         finally:
-            self.metrics.upstream_duration.labels(self.cfg.name).observe(
-                time.perf_counter() - started
-            )
+            self._duration.observe(time.perf_counter() - started)
         return resp
 
     def _failed(self, reason: str, error: GatewayError) -> GatewayError:

@@ -15,7 +15,7 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from gateway.config import RatePolicy
 from gateway.core.messages import Headers
@@ -34,7 +34,7 @@ from gateway.core.quota import (
     seconds,
 )
 from gateway.logs import get_logger
-from gateway.metrics import Metrics
+from gateway.metrics import Metrics, child
 
 log = get_logger("gateway.ratelimit")
 # How often a delayed call checks that its caller is still connected.
@@ -169,13 +169,6 @@ def decision_of(upstream: str, outcome: Outcome, backend: str) -> Decision:
     )
 
 
-@functools.lru_cache(maxsize=4096)
-def _child(metric: Any, *labels: str) -> Any:
-    """A labelled metric, looked up once: ``labels()`` costs more than the rest
-    of a decision's bookkeeping. The label values are bounded (docs/contract.md §4)."""
-    return metric.labels(*labels)
-
-
 def record(metrics: Metrics, upstream: str, outcome: Outcome, decision: Decision) -> None:
     """``gateway_ratelimit_decisions_total`` per enforced policy (a refused call
     counts only for the policy that refused it, or ``cooldown``), the delay
@@ -184,7 +177,7 @@ def record(metrics: Metrics, upstream: str, outcome: Outcome, decision: Decision
     enforced = False
     for p in outcome.policies:
         if p.limit.shadow:
-            _child(metrics.ratelimit_shadow, upstream, p.limit.name, p.verdict).inc()
+            child(metrics.ratelimit_shadow, upstream, p.limit.name, p.verdict).inc()
             if p.verdict == REJECTED:
                 log.warning(
                     "ratelimit_shadow_refusal",
@@ -196,11 +189,11 @@ def record(metrics: Metrics, upstream: str, outcome: Outcome, decision: Decision
             continue
         enforced = True
         if outcome.allowed or p.verdict == REJECTED:
-            _child(counter, upstream, p.limit.name, p.verdict).inc()
+            child(counter, upstream, p.limit.name, p.verdict).inc()
     if outcome.decider == COOLDOWN:
-        _child(counter, upstream, COOLDOWN, REJECTED).inc()
+        child(counter, upstream, COOLDOWN, REJECTED).inc()
     if outcome.allowed and (enforced or decision.delay > 0):
-        _child(metrics.ratelimit_delay, upstream).observe(decision.delay)
+        child(metrics.ratelimit_delay, upstream).observe(decision.delay)
 
 
 def record_open(metrics: Metrics, upstream: str, policies: Sequence[RatePolicy]) -> None:

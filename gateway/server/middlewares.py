@@ -27,7 +27,7 @@ from gateway.core.problem import DEFAULT_PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Pro
 from gateway.core.secrets import mask_known
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.logs import get_logger
-from gateway.metrics import method_label
+from gateway.metrics import child, method_label
 from gateway.server.caller_auth import caller_auth_middleware
 from gateway.server.framing import framing_middleware
 from gateway.server.health import RESERVED
@@ -175,11 +175,11 @@ def _record(
     metrics = request.app[METRICS]
     upstream = info.upstream or "none"
     method = method_label(request.method)
-    metrics.requests.labels(upstream, method, str(status), code).inc()
-    metrics.request_duration.labels(upstream, method).observe(seconds)
+    child(metrics.requests, upstream, method, status, code).inc()
+    child(metrics.request_duration, upstream, method).observe(seconds)
     if info.upstream is not None:
         overhead = max(0.0, seconds - info.upstream_seconds - info.ratelimit_delay)
-        metrics.overhead.labels(upstream).observe(overhead)
+        child(metrics.overhead, upstream).observe(overhead)
     log.info(
         "request",
         request_id=info.request_id,

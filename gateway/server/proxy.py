@@ -31,6 +31,7 @@ from gateway.errors import (
     UpstreamProblem,
     UpstreamUnavailable,
 )
+from gateway.metrics import child
 from gateway.server.admission import QuotaCall, pass_quota
 from gateway.server.bodies import caller_body, read_body
 from gateway.server.client import UpstreamClient
@@ -116,7 +117,7 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
             f"the gateway has {inflight} calls in flight, its limit; try again shortly",
             reason="inflight",
         )
-    gauge = metrics.inflight.labels(name)
+    gauge = child(metrics.inflight, name)
     gauge.inc()
     state.inflight = inflight + 1
     try:
