@@ -22,6 +22,7 @@ from gateway.config_reader import Problems, Secret, Section, environ, interpolat
 from gateway.config_server import ServerConfig, parse_server
 from gateway.config_yaml import parse_yaml
 from gateway.core.circuit import CircuitPolicy
+from gateway.core.reserved import RESERVED_NAMES
 from gateway.core.retry import RetryPolicy
 from gateway.errors import ConfigError
 from gateway.redis_url import parse_redis_url
@@ -236,6 +237,11 @@ def _policies(
 
 
 def _upstream(name: str, section: Section, default_body: int, problems: Problems) -> UpstreamConfig:
+    if name in RESERVED_NAMES:  # routed before the catch-all /{upstream}/{path}
+        raise ConfigError(
+            f"{section.path}: /{name} is one of the gateway's own paths "
+            f"({', '.join(sorted(RESERVED_NAMES))}): no upstream may be named so"
+        )
     spec = REGISTRY.get(name)
     if spec is None:
         raise ConfigError(f"{section.path}: unknown upstream (known: {', '.join(REGISTRY)})")

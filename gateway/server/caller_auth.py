@@ -1,7 +1,8 @@
 """Caller authentication and the users a caller may act for (``callers.tokens``).
 
-When ``callers.tokens`` is configured, every request but the health paths, the
-browser's OAuth callback and the problem pages must carry ``Authorization: Bearer <token>`` of one
+When ``callers.tokens`` is configured, every request but the open reserved
+paths (``gateway/core/reserved.py``: the health paths, the browsers' onboarding
+callbacks and the problem pages) must carry ``Authorization: Bearer <token>`` of one
 of them (else 401 ``caller_unauthorized``). The matching
 :class:`~gateway.config_callers.CallerToken` is kept on the request
 (:data:`CALLER`); an ``X-Gateway-User`` it does not name is refused with 403
@@ -17,22 +18,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.config_callers import CallerToken
+from gateway.core.reserved import is_open
 from gateway.errors import CallerForbidden, CallerUnauthorized
-from gateway.server.health import RESERVED
 from gateway.server.keys import config_of
-from gateway.server.problem_pages import PROBLEM_PAGES
 from gateway.server.requestinfo import INFO
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# A browser back from an upstream carries no caller token; the one-time OAuth request
-# token guards this route instead (gateway/server/oauth_routes.py).
-BROWSER_CALLBACKS = frozenset({"/oauth/buzzstream/callback"})
 CALLER = web.RequestKey("gateway_caller", CallerToken)
-
-
-def _open_path(path: str) -> bool:
-    """Health, a browser callback, or a problem type's page (public documentation)."""
-    return path in RESERVED or path in BROWSER_CALLBACKS or path.startswith(PROBLEM_PAGES)
 
 
 def _match(tokens: tuple[CallerToken, ...], given: str) -> CallerToken | None:
@@ -60,7 +52,7 @@ def require_user(request: web.Request, user: str) -> CallerToken | None:
 @web.middleware
 async def caller_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     tokens = config_of(request.app).caller_tokens  # a reload may change them
-    if tokens and not _open_path(request.path):
+    if tokens and not is_open(request.path):
         caller = _match(tokens, request.headers.get("Authorization", ""))
         if caller is None:
             raise CallerUnauthorized("a valid caller token is required (Authorization: Bearer)")

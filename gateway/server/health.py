@@ -8,8 +8,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio.cluster import RedisCluster
 
+from gateway.core.reserved import HEALTHZ, METRICS, READYZ
 from gateway.server.framing import expect_handler
-from gateway.server.keys import CONFIG, METRICS, STATE
+from gateway.server.keys import CONFIG, STATE
+from gateway.server.keys import METRICS as METRICS_KEY
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -49,7 +51,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    body = generate_latest(request.app[METRICS_KEY].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -57,9 +59,9 @@ async def _reserved(request: web.Request) -> web.Response:
     raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
 
 
-# Reserved paths (docs/contract.md §4): never proxied, whatever the method.
-HANDLERS = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
-RESERVED = frozenset(HANDLERS)
+# Reserved paths (docs/contract.md §4, gateway/core/reserved.py): never proxied,
+# whatever the method.
+HANDLERS = {HEALTHZ.route: healthz, READYZ.route: readyz, METRICS.route: metrics}
 
 
 def add_health_routes(app: web.Application) -> None:

@@ -24,13 +24,13 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from gateway.core.headers import GATEWAY_USER
 from gateway.core.problem import DEFAULT_PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Problem
+from gateway.core.reserved import QUIET
 from gateway.core.secrets import mask_known
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.logs import get_logger
 from gateway.metrics import child, method_label
 from gateway.server.caller_auth import caller_auth_middleware
 from gateway.server.framing import framing_middleware
-from gateway.server.health import RESERVED
 from gateway.server.keys import CONFIG, METRICS
 from gateway.server.requestinfo import INFO, RequestInfo
 
@@ -170,7 +170,7 @@ async def add_gateway_headers(request: web.Request, response: web.StreamResponse
 def _record(
     request: web.Request, info: RequestInfo, status: int, code: str, seconds: float
 ) -> None:
-    if request.path in RESERVED:
+    if request.path in QUIET:
         return
     metrics = request.app[METRICS]
     upstream = info.upstream or "none"

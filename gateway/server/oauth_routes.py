@@ -1,47 +1,55 @@
-"""BuzzStream 3-legged onboarding (docs/upstreams.md § buzzstream; RFC 5849 §2).
+"""3-legged onboarding, for any upstream whose spec has one (docs/auth.md, "3-legged onboarding").
 
-- ``GET /oauth/buzzstream/start?user=<id>``: gets a request token (its
-  ``oauth_callback`` is ``<public_url>/oauth/buzzstream/callback``), remembers
-  it for that user for 10 minutes, and answers ``302`` to BuzzStream's approval
-  page. Behind caller authentication when ``callers.tokens`` is set: an
-  internal app calls it and sends the user's browser to the ``Location``; the
-  caller must be allowed to act for that user (else 403 ``forbidden``). A user
-  who already has a stored token is refused (409 ``conflict``) unless the call
-  says ``&replace=true``; a replacement is logged (``oauth_token_replaced``,
-  WARNING, with the caller's name) and counted
+The upstream module describes its onboarding with pure request builders and
+reply parsers (``spec.onboarding``, :mod:`gateway.upstreams.onboarding`;
+BuzzStream's OAuth 1.0a in ``buzzstream_tokens.py``); these routes do the I/O:
+
+- ``GET /oauth/<upstream>/start?user=<id>``: makes the upstream's first call if
+  it has one (BuzzStream: a request token whose ``oauth_callback`` is
+  ``<public_url>/oauth/buzzstream/callback``), remembers the onboarding for that
+  user for 10 minutes under its one-time handle, and answers ``302`` to the
+  upstream's approval page. Behind caller authentication when ``callers.tokens``
+  is set: an internal app calls it and sends the user's browser to the
+  ``Location``; the caller must be allowed to act for that user (else 403
+  ``forbidden``). A user who already has a stored credential is refused (409
+  ``conflict``) unless the call says ``&replace=true``; a replacement is logged
+  (``oauth_token_replaced``, WARNING, with the caller's name) and counted
   (``gateway_oauth_token_replacements_total``).
-- ``GET /oauth/buzzstream/callback?oauth_token=..&oauth_verifier=..`` (or
-  ``verifier``): the browser, back from BuzzStream. Exchanges the verifier for
-  the access token and stores the pair for the user, encrypted
-  (:mod:`gateway.server.tokenstore`). Guarded by the one-time request token,
-  not by caller authentication (a browser redirect carries no caller token).
-  Answers ``200 {"status": "connected", "upstream": "buzzstream", "user": ...}``.
+- ``GET /oauth/<upstream>/callback?...`` (BuzzStream: ``oauth_token`` and
+  ``oauth_verifier`` or ``verifier``): the browser, back from the upstream.
+  Exchanges the code for the user's credential and stores it, encrypted
+  (:mod:`gateway.server.tokenstore`). Guarded by the one-time handle, not by
+  caller authentication (a browser redirect carries no caller token). Answers
+  ``200 {"status": "connected", "upstream": <upstream>, "user": ...}``.
+
+An upstream that is not configured, or has no onboarding, is a 404
+``unknown_upstream`` problem.
 
 The callback is also served alone by :func:`onboarding_app` on
 ``onboarding_listen`` (``GATEWAY_ONBOARDING_LISTEN``): in a sidecar the proxy
-port stays on loopback, and only this listener, with nothing but the callback
+port stays on loopback, and only this listener, with nothing but the callbacks
 and the problem pages on it, is exposed to browsers through a Service/Ingress.
 
-Both BuzzStream calls (``requestToken``, ``accessToken``) are admitted by the
-same quotas as proxied calls (:func:`gateway.server.admission.admit`), on the
-consumer's account (they are signed by the consumer, as a 2-legged call is):
-concurrent onboardings are paced, never suspended by BuzzStream.
+The upstream calls onboarding makes are admitted by the same quotas as proxied
+calls (:func:`gateway.server.admission.admit`), on the account the onboarding
+names (BuzzStream: the consumer's, as for a 2-legged call): concurrent
+onboardings are paced, never suspended by the upstream.
 
-Calls with ``X-Gateway-User: <id>`` are then signed with that user's token.
-``/oauth/...`` is therefore a reserved path: no upstream may be named ``oauth``.
-Errors are problems like everywhere else.
+The paths are in the reserved table (``gateway/core/reserved.py``): no
+upstream may be named ``oauth``. Errors are problems like everywhere else.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from gateway.core.headers import GATEWAY_USER
+from gateway.core.messages import UpstreamReply
 from gateway.core.oauth1 import new_nonce
+from gateway.core.reserved import ONBOARDING_CALLBACK, ONBOARDING_START, onboarding_path
 from gateway.errors import Conflict, InvalidRequest, UnknownUpstream, UpstreamUnavailable
 from gateway.logs import get_logger
 from gateway.server.admission import admit
@@ -51,147 +59,152 @@ from gateway.server.keys import CONFIG, METRICS, STATE, config_of
 from gateway.server.middlewares import add_gateway_headers, problem_middleware
 from gateway.server.problem_pages import add_problem_routes
 from gateway.server.requestinfo import INFO
-from gateway.server.state import GatewayState
+from gateway.server.state import Upstream
 from gateway.server.tokenstore import create_token_store
-from gateway.upstreams.base import CallContext, KeyValueStore
-from gateway.upstreams.buzzstream import NAME, OAuth1Auth
-from gateway.upstreams.buzzstream_tokens import (
-    access_token_request,
-    authorize_location,
-    load_user_token,
-    parse_token_reply,
-    request_token_request,
+from gateway.upstreams import REGISTRY
+from gateway.upstreams.base import KeyValueStore
+from gateway.upstreams.onboarding import (
+    Fresh,
+    Onboarding,
+    Pending,
+    Site,
+    TokenCall,
+    has_user,
     save_pending,
-    save_user_token,
+    save_user,
     take_pending,
 )
 
-START = "/oauth/buzzstream/start"
-CALLBACK = "/oauth/buzzstream/callback"
-_TOKEN = re.compile(r"^[\x21-\x7e]{1,512}$")
 log = get_logger("gateway.oauth")
 
 
-def _parts(request: web.Request) -> tuple[GatewayState, OAuth1Auth, KeyValueStore]:
+def _parts(request: web.Request) -> tuple[Upstream, Onboarding, KeyValueStore]:
     if request.method != "GET":
         raise web.HTTPMethodNotAllowed(request.method, ["GET"])
-    request[INFO].upstream = NAME
+    name = request.match_info["upstream"]
+    if name in REGISTRY:  # a bounded set: the upstream is a metrics label
+        request[INFO].upstream = name
     state = request.app[STATE]
-    upstream = state.upstreams.get(NAME)
-    auth = None if upstream is None else upstream.auth
-    if NAME not in config_of(request.app).upstreams or not isinstance(auth, OAuth1Auth):
-        raise UnknownUpstream(f"no upstream named {NAME!r} is configured")
+    upstream = state.upstreams.get(name)  # read once: a reload swaps the whole object
+    if upstream is None:
+        raise UnknownUpstream(f"no upstream named {name[:64]!r} is configured")
+    onboarding = upstream.spec.onboarding
+    if onboarding is None:
+        raise UnknownUpstream(
+            f"the upstream {name!r} has no 3-legged onboarding: its users do not connect "
+            "their own accounts",
+            upstream=name,
+        )
     if state.token_store is None:
-        raise UpstreamUnavailable("the token store is not ready", upstream=NAME)
-    return state, auth, state.token_store
+        raise UpstreamUnavailable("the token store is not ready", upstream=name)
+    return upstream, onboarding, state.token_store
 
 
-def _replace_flag(request: web.Request) -> bool:
+def _replace_flag(request: web.Request, name: str) -> bool:
     value = request.query.get("replace", "false").lower()
     if value not in ("true", "false", "1", "0"):
-        raise InvalidRequest("replace must be true or false", upstream=NAME)
+        raise InvalidRequest("replace must be true or false", upstream=name)
     return value in ("true", "1")
 
 
 async def _refuse_a_silent_replacement(
-    auth: OAuth1Auth, store: KeyValueStore, user: str, replace: bool
+    upstream: Upstream, onboarding: Onboarding, store: KeyValueStore, user: str, replace: bool
 ) -> bool:
-    """Whether ``user`` has a stored token (which only ``replace=true`` may replace);
-    a user whose token is in the config cannot be onboarded (the config wins)."""
-    if user in auth.settings.users:
+    """Whether ``user`` has a stored credential (which only ``replace=true`` may
+    replace); a user whose credentials are in the config cannot be onboarded
+    (the config wins)."""
+    pinned = onboarding.pinned(upstream.config.auth, user)
+    if pinned is not None:
         raise Conflict(
-            f"the user {user!r} has BuzzStream credentials in the config "
-            "(upstreams.buzzstream.auth.users), which win over an onboarded token",
-            upstream=NAME,
+            f"the user {user!r} has {onboarding.title} credentials in the config "
+            f"({pinned}), which win over an onboarded token",
+            upstream=upstream.name,
         )
-    exists = await load_user_token(store, user) is not None
+    exists = await has_user(store, onboarding.store_prefix, user)
     if exists and not replace:
         raise Conflict(
-            f"the user {user!r} already has a BuzzStream token; onboard again with "
+            f"the user {user!r} already has a {onboarding.title} token; onboard again with "
             "replace=true to replace it",
-            upstream=NAME,
+            upstream=upstream.name,
         )
     return exists
 
 
+def _site(request: web.Request, upstream: Upstream) -> Site:
+    callback = config_of(request.app).public_url + onboarding_path(
+        ONBOARDING_CALLBACK, upstream.name
+    )
+    return Site(upstream.config.host_url, upstream.config.base_path, callback)
+
+
+def _fresh() -> Fresh:
+    return Fresh(new_nonce(), int(time.time()))
+
+
+async def _exchange(
+    request: web.Request, upstream: Upstream, call: TokenCall, user: str
+) -> UpstreamReply:
+    """One upstream call of the onboarding: admitted by the quotas, then signed and sent."""
+    await admit(request, upstream.config, call.method, call.subpath, call.account, user)
+    return await upstream.client.send(call.build(_fresh()))
+
+
 async def start(request: web.Request) -> web.StreamResponse:
-    state, auth, store = _parts(request)
+    upstream, onboarding, store = _parts(request)
+    name, settings = upstream.name, upstream.config.auth
     user = request.query.get("user", "")
     if not GATEWAY_USER.match(user):
-        raise InvalidRequest("user must be 1-128 printable characters", upstream=NAME)
+        raise InvalidRequest("user must be 1-128 printable characters", upstream=name)
     caller = require_user(request, user)
-    replace = _replace_flag(request)
-    await _refuse_a_silent_replacement(auth, store, user, replace)
-    config = config_of(request.app)
-    cfg = config.upstreams[NAME]
-    path = auth.settings.request_token_path
-    # The consumer signs alone, like a 2-legged call: the same quota account.
-    await admit(request, cfg, "POST", path, auth.account(CallContext(NAME, None)), user)
-    outbound = request_token_request(
-        auth.consumer,
-        cfg.host_url,
-        cfg.base_path + path,
-        config.public_url + CALLBACK,
-        nonce=new_nonce(),
-        timestamp=int(time.time()),
-    )
-    reply = await state.upstreams[NAME].client.send(outbound)
-    token, secret = parse_token_reply(reply, "request token", NAME)
-    name = caller.name if caller is not None else ""
-    await save_pending(store, token, user, secret, replace=replace, caller=name)
-    log.info("oauth_started", upstream=NAME, user=user, replace=replace, caller=name or None)
-    location = authorize_location(cfg.base_url, auth.settings.authorize_url, token)
-    return web.Response(status=302, headers={"Location": location})
+    replace = _replace_flag(request, name)
+    await _refuse_a_silent_replacement(upstream, onboarding, store, user, replace)
+    site = _site(request, upstream)
+    first = onboarding.first_call(settings, site)
+    reply = None if first is None else await _exchange(request, upstream, first, user)
+    grant = onboarding.approval(settings, site, reply, _fresh())
+    caller_name = caller.name if caller is not None else ""
+    pending = Pending(user, grant.secret, replace=replace, caller=caller_name)
+    await save_pending(store, onboarding.store_prefix, grant.handle, pending)
+    log.info("oauth_started", upstream=name, user=user, replace=replace, caller=caller_name or None)
+    return web.Response(status=302, headers={"Location": grant.location})
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
-    state, auth, store = _parts(request)
-    token = request.query.get("oauth_token", "")
-    verifier = request.query.get("oauth_verifier") or request.query.get("verifier") or ""
-    if not _TOKEN.match(token) or not _TOKEN.match(verifier):
-        raise InvalidRequest("oauth_token and oauth_verifier are required", upstream=NAME)
-    pending = await take_pending(store, token)
+    upstream, onboarding, store = _parts(request)
+    name = upstream.name
+    back = onboarding.returned(request.query)
+    pending = await take_pending(store, onboarding.store_prefix, back.handle)
     if pending is None:
         raise InvalidRequest(
-            "unknown, used or expired request token: start the onboarding again", upstream=NAME
+            "unknown, used or expired request token: start the onboarding again", upstream=name
         )
     user = pending.user
     # Checked again: another onboarding may have stored a token since this one started.
-    replaced = await _refuse_a_silent_replacement(auth, store, user, pending.replace)
-    cfg = config_of(request.app).upstreams[NAME]
-    path = auth.settings.access_token_path
-    await admit(request, cfg, "POST", path, auth.account(CallContext(NAME, None)), user)
-    outbound = access_token_request(
-        auth.consumer,
-        cfg.host_url,
-        cfg.base_path + path,
-        token,
-        pending.secret,
-        verifier,
-        nonce=new_nonce(),
-        timestamp=int(time.time()),
+    replaced = await _refuse_a_silent_replacement(
+        upstream, onboarding, store, user, pending.replace
     )
-    reply = await state.upstreams[NAME].client.send(outbound)
-    access, access_secret = parse_token_reply(reply, "access token", NAME)
-    await save_user_token(store, user, access, access_secret)
+    call = onboarding.token_call(upstream.config.auth, _site(request, upstream), pending, back)
+    reply = await _exchange(request, upstream, call, user)
+    await save_user(store, onboarding.store_prefix, user, onboarding.credential(reply))
     if replaced:
-        request.app[METRICS].oauth_replacements.labels(NAME).inc()
-        log.warning("oauth_token_replaced", upstream=NAME, user=user, caller=pending.caller or None)
-    log.info("oauth_connected", upstream=NAME, user=user)
-    return web.json_response({"status": "connected", "upstream": NAME, "user": user})
+        request.app[METRICS].oauth_replacements.labels(name).inc()
+        log.warning("oauth_token_replaced", upstream=name, user=user, caller=pending.caller or None)
+    log.info("oauth_connected", upstream=name, user=user)
+    return web.json_response({"status": "connected", "upstream": name, "user": user})
 
 
 async def _token_store(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     assert state.store is not None, "the shared store is created before the token store"
     state.token_store = create_token_store(state.store, app[CONFIG].token_store_key)
-    if NAME in app[CONFIG].upstreams:
-        app[METRICS].oauth_replacements.labels(NAME)  # the series exists at 0
+    for name in app[CONFIG].upstreams:
+        if REGISTRY[name].onboarding is not None:
+            app[METRICS].oauth_replacements.labels(name)  # the series exists at 0
     yield
 
 
 def onboarding_app(app: web.Application) -> web.Application:
-    """The browser-facing listener: the callback and ``/problems`` alone, sharing
+    """The browser-facing listener: the callbacks and ``/problems`` alone, sharing
     ``app``'s state (token store, upstream clients). ``start`` is not here: it is
     the internal app's to call, on the proxy port, behind caller authentication."""
     browser = web.Application(middlewares=[problem_middleware])
@@ -199,7 +212,7 @@ def onboarding_app(app: web.Application) -> web.Application:
     browser[METRICS] = app[METRICS]
     browser[STATE] = app[STATE]
     browser.on_response_prepare.append(add_gateway_headers)
-    browser.router.add_route("*", CALLBACK, callback)
+    browser.router.add_route("*", ONBOARDING_CALLBACK.route, callback)
     add_problem_routes(browser)
     return browser
 
@@ -207,5 +220,5 @@ def onboarding_app(app: web.Application) -> web.Application:
 def add_oauth_routes(app: web.Application) -> None:
     """Register before the catch-all proxy route; needs the shared store's cleanup ctx first."""
     app.cleanup_ctx.append(_token_store)
-    app.router.add_route("*", START, start, expect_handler=expect_handler)
-    app.router.add_route("*", CALLBACK, callback, expect_handler=expect_handler)
+    for route, handler in ((ONBOARDING_START, start), (ONBOARDING_CALLBACK, callback)):
+        app.router.add_route("*", route.route, handler, expect_handler=expect_handler)

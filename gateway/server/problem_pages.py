@@ -16,9 +16,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.core.problem import CATALOGUE, DESCRIPTIONS
+from gateway.core.reserved import PROBLEM_PAGES
 from gateway.server.keys import CONFIG
-
-PROBLEM_PAGES = "/problems"
 
 
 def _entry(base: str, code: str) -> dict[str, Any]:
@@ -65,5 +64,5 @@ async def catalogue(request: web.Request) -> web.Response:
 
 def add_problem_routes(app: web.Application) -> None:
     """Register before the catch-all proxy route: ``problems`` is a reserved name."""
-    app.router.add_get(PROBLEM_PAGES, catalogue)
-    app.router.add_get(PROBLEM_PAGES + "/{code}", problem_page)
+    app.router.add_get(PROBLEM_PAGES.route, catalogue)
+    app.router.add_get(PROBLEM_PAGES.route + "/{code}", problem_page)

@@ -39,7 +39,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import Counter
 
-from gateway.server.health import RESERVED
+from gateway.core.reserved import QUIET
 from gateway.server.middlewares import Handler
 from gateway.server.requestinfo import INFO
 
@@ -83,7 +83,7 @@ class Tracing:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in RESERVED:
+        if request.path in QUIET:
             return await handler(request)
         parent = _PROPAGATOR.extract(dict(request.headers.items()))
         with self.tracer.start_as_current_span(

@@ -35,11 +35,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.config_reader import Section
 from gateway.core.messages import Headers, OutboundRequest, UpstreamReply
 from gateway.core.problem import Problem
+
+if TYPE_CHECKING:  # onboarding.py imports this module
+    from gateway.upstreams.onboarding import Onboarding
 
 Sender = Callable[[OutboundRequest], Awaitable[UpstreamReply]]
 
@@ -204,3 +207,6 @@ class UpstreamSpec:
     # Refuses (raises InvalidRequest) a call the upstream must never get, with
     # the body read when the auth signs it; before credentials and quota.
     check_request: Callable[[OutboundRequest], None] = no_check
+    # 3-legged onboarding (users connect their own account): served by the generic
+    # /oauth/<name>/start|callback routes (gateway/upstreams/onboarding.py). None: none.
+    onboarding: Onboarding | None = None

@@ -9,7 +9,7 @@ Credentials for a call, in this order (docs/auth.md):
 
 1. ``X-Gateway-User`` listed under ``auth.users`` in the config: that token pair;
 2. ``X-Gateway-User`` with a token pair in the token store (3-legged onboarding,
-   :mod:`gateway.server.oauth_routes`): that pair;
+   :data:`gateway.upstreams.buzzstream_tokens.ONBOARDING`): that pair;
 3. otherwise the consumer credentials alone (2-legged).
 
 The quota key is ``user:<id>`` for a user's token, else the consumer key
@@ -29,7 +29,7 @@ from gateway.core.oauth1 import OAuth1Credentials, UnsignableRequest, new_nonce,
 from gateway.errors import InvalidRequest
 from gateway.upstreams.base import CallContext, UpstreamSpec
 from gateway.upstreams.buzzstream_errors import parse_error
-from gateway.upstreams.buzzstream_tokens import load_user_token
+from gateway.upstreams.buzzstream_tokens import ONBOARDING, load_user_token
 
 NAME = "buzzstream"
 FORM = "application/x-www-form-urlencoded"
@@ -180,6 +180,7 @@ SPEC = UpstreamSpec(
     parse_error=parse_error,
     links_in_body=True,  # every resource is an absolute URI (upstreams.md § buzzstream)
     check_request=refuse_protocol_parameters,
+    onboarding=ONBOARDING,  # /oauth/buzzstream/start|callback
     default_limits=(
         {"name": "per_account", "match": "*", "limit": 5, "period": "1s", "burst": 1,
          "margin": "100ms", "on_exceed": "delay", "max_delay": "10s"},

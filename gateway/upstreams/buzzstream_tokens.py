@@ -1,6 +1,8 @@
 """BuzzStream 3-legged OAuth 1.0a (RFC 5849 §2): the requests, the replies, the store.
 
-The server routes (:mod:`gateway.server.oauth_routes`) drive the flow:
+:data:`ONBOARDING` (``SPEC.onboarding``) is what the generic routes
+``/oauth/buzzstream/start|callback`` (``server/oauth_routes.py``, driving
+:mod:`gateway.upstreams.onboarding`) call:
 
 1. :func:`request_token_request` (§2.1) with ``oauth_callback``; the reply is
    parsed by :func:`parse_token_reply` and the temporary secret is kept
@@ -19,55 +21,44 @@ from the store, perhaps written by another replica) is registered with
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode
 
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.core.oauth1 import OAuth1Credentials, sign
 from gateway.core.secrets import remember_secret
-from gateway.errors import UpstreamAuthFailed, UpstreamError
+from gateway.errors import InvalidRequest, UpstreamAuthFailed, UpstreamError
+from gateway.upstreams import onboarding
 from gateway.upstreams.base import KeyValueStore
+from gateway.upstreams.onboarding import (
+    PRINTABLE,
+    Approval,
+    Fresh,
+    Onboarding,
+    Pending,
+    Returned,
+    Site,
+    TokenCall,
+)
 
-USER_KEY = "oauth1:buzzstream:user:"
-PENDING_KEY = "oauth1:buzzstream:pending:"
-PENDING_TTL = 600.0  # seconds a user has to approve at BuzzStream
-GONE_TTL = 0.001  # the store has no delete: an empty value that expires at once
+if TYPE_CHECKING:
+    from gateway.upstreams.buzzstream import BuzzStreamAuthSettings
 
-
-def _decode(raw: bytes | None, *fields: str) -> tuple[str, ...] | None:
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(data, dict) or not all(isinstance(data.get(f), str) for f in fields):
-        return None
-    return tuple(str(data[f]) for f in fields)
+UPSTREAM = "buzzstream"  # buzzstream.NAME (that module imports this one)
+PREFIX = "oauth1:buzzstream:"
+USER_KEY = PREFIX + "user:"
+PENDING_KEY = PREFIX + "pending:"
+PENDING_TTL = onboarding.PENDING_TTL  # seconds a user has to approve at BuzzStream
 
 
 async def load_user_token(store: KeyValueStore, user: str) -> tuple[str, str] | None:
-    found = _decode(await store.get(USER_KEY + user), "token", "token_secret")
-    if found is None:
-        return None
-    remember_secret(found[1])
-    return found[0], found[1]
+    found = await onboarding.load_user(store, PREFIX, user, "token", "token_secret")
+    return None if found is None else (found[0], found[1])
 
 
 async def save_user_token(store: KeyValueStore, user: str, token: str, secret: str) -> None:
-    value = json.dumps({"token": token, "token_secret": secret}).encode()
-    await store.set(USER_KEY + user, value)
-
-
-@dataclass(frozen=True)
-class Pending:
-    """An onboarding between its request token and the user's approval."""
-
-    user: str
-    secret: str  # the request token's secret
-    replace: bool = False  # the caller asked to replace the user's stored token
-    caller: str = ""  # the caller's name (callers.tokens[].name), for the log
+    await onboarding.save_user(store, PREFIX, user, {"token": token, "token_secret": secret})
 
 
 async def save_pending(
@@ -79,24 +70,13 @@ async def save_pending(
     replace: bool = False,
     caller: str = "",
 ) -> None:
-    value = {"user": user, "token_secret": secret, "replace": replace, "caller": caller}
-    await store.set(PENDING_KEY + request_token, json.dumps(value).encode(), ttl=PENDING_TTL)
+    pending = Pending(user, secret, replace, caller)
+    await onboarding.save_pending(store, PREFIX, request_token, pending)
 
 
 async def take_pending(store: KeyValueStore, request_token: str) -> Pending | None:
     """The onboarding a request token started, usable once."""
-    key = PENDING_KEY + request_token
-    raw = await store.get(key)
-    found = _decode(raw, "user", "token_secret")
-    if found is None:
-        return None
-    remember_secret(found[1])
-    await store.set(key, b"", ttl=GONE_TTL)
-    data = json.loads(raw or b"{}")
-    caller = data.get("caller")
-    return Pending(
-        found[0], found[1], data.get("replace") is True, caller if isinstance(caller, str) else ""
-    )
+    return await onboarding.take_pending(store, PREFIX, request_token)
 
 
 def _signed_post(
@@ -180,3 +160,76 @@ def authorize_location(base_url: str, authorize_url: str, request_token: str) ->
     target = authorize_url if "://" in authorize_url else base_url + authorize_url
     joiner = "&" if "?" in target else "?"
     return f"{target}{joiner}{urlencode({'oauth_token': request_token})}"
+
+
+# The onboarding the generic routes drive (gateway/upstreams/onboarding.py).
+
+
+def _consumer(settings: BuzzStreamAuthSettings) -> OAuth1Credentials:
+    return OAuth1Credentials(settings.consumer_key, settings.consumer_secret.reveal())
+
+
+def _first_call(settings: BuzzStreamAuthSettings, site: Site) -> TokenCall:
+    """§2.1, signed by the consumer alone like a 2-legged call: the same quota account."""
+    path = settings.request_token_path
+
+    def build(fresh: Fresh) -> OutboundRequest:
+        return request_token_request(
+            _consumer(settings), site.host_url, site.base_path + path, site.callback_url,
+            nonce=fresh.nonce, timestamp=fresh.timestamp,
+        )  # fmt: skip
+
+    return TokenCall(path, settings.consumer_key, build)
+
+
+def _approval(
+    settings: BuzzStreamAuthSettings, site: Site, reply: UpstreamReply | None, fresh: Fresh
+) -> Approval:
+    if reply is None:  # never: the request token call always comes first
+        raise UpstreamError(f"{UPSTREAM} gave no request token", upstream=UPSTREAM)
+    token, secret = parse_token_reply(reply, "request token", UPSTREAM)
+    return Approval(authorize_location(site.base_url, settings.authorize_url, token), token, secret)
+
+
+def _returned(query: Mapping[str, str]) -> Returned:
+    token = query.get("oauth_token", "")
+    verifier = query.get("oauth_verifier") or query.get("verifier") or ""
+    if not PRINTABLE.match(token) or not PRINTABLE.match(verifier):
+        raise InvalidRequest("oauth_token and oauth_verifier are required", upstream=UPSTREAM)
+    return Returned(token, verifier)
+
+
+def _token_call(
+    settings: BuzzStreamAuthSettings, site: Site, pending: Pending, back: Returned
+) -> TokenCall:
+    """§2.3, with the request token, its secret and the verifier."""
+    path = settings.access_token_path
+
+    def build(fresh: Fresh) -> OutboundRequest:
+        return access_token_request(
+            _consumer(settings), site.host_url, site.base_path + path, back.handle,
+            pending.secret, back.code, nonce=fresh.nonce, timestamp=fresh.timestamp,
+        )  # fmt: skip
+
+    return TokenCall(path, settings.consumer_key, build)
+
+
+def _credential(reply: UpstreamReply) -> Mapping[str, str]:
+    token, secret = parse_token_reply(reply, "access token", UPSTREAM)
+    return {"token": token, "token_secret": secret}
+
+
+def _pinned(settings: BuzzStreamAuthSettings, user: str) -> str | None:
+    return f"upstreams.{UPSTREAM}.auth.users" if user in settings.users else None
+
+
+ONBOARDING = Onboarding(
+    title="BuzzStream",
+    store_prefix=PREFIX,
+    first_call=_first_call,
+    approval=_approval,
+    returned=_returned,
+    token_call=_token_call,
+    credential=_credential,
+    pinned=_pinned,
+)
