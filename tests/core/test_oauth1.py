@@ -14,12 +14,16 @@ import hmac
 from urllib.parse import unquote
 
 import pytest
+from authlib.oauth1.rfc5849.signature import normalize_parameters
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.core.oauth1 import (
     OAuth1Credentials,
     UnsignableRequest,
     authorization_header,
     base_string_uri,
+    normalized_parameters,
     request_parameters,
     sign,
     signature_base_string,
@@ -190,3 +194,16 @@ def test_a_path_ending_in_a_semicolon_is_signed_over_that_path() -> None:
     key = b"kd94hf93k423kf44&pfkkdhi9sl3r4s00"
     expected = base64.b64encode(hmac.new(key, base.encode(), hashlib.sha1).digest()).decode()
     assert signed.signature == expected != "MdpQcU8iPSUjWoN/UDMsK2sui9I="
+
+
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=12), st.text(max_size=12)),
+        max_size=8,
+    )
+)
+def test_normalized_parameters_agree_with_authlib(params: list[tuple[str, str]]) -> None:
+    # The gateway encodes each pair once (memoized) instead of calling authlib's
+    # normalize_parameters, which would encode them again: the result must not change.
+    assert normalized_parameters(params) == normalize_parameters(params)
+    assert normalized_parameters(params) == normalized_parameters(params)  # cached: same again
