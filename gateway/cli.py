@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from gateway import __version__
+from gateway import __version__, eventloop
 from gateway.config import DEFAULT_LISTEN, GatewayConfig, load_config, parse_listen
 from gateway.errors import ConfigError
 from gateway.logs import configure_logging, get_logger, log_settings
@@ -129,6 +129,7 @@ async def serve(config: GatewayConfig, config_path: str | None = None) -> None:
         ),
         upstreams=sorted(config.upstreams),
         redis="configured" if config.redis.url else "none (per-process limits)",
+        event_loop=eventloop.loop_name(),
     )
     stop = asyncio.Event()
     force = asyncio.Event()
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     configure_logging(level, fmt)
     try:
-        asyncio.run(serve(config, args.config))
+        eventloop.run(serve(config, args.config))
     except OSError as exc:
         print(f"cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
