@@ -15,21 +15,27 @@ import signal
 import sys
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
+from structlog.contextvars import bind_contextvars
 
 from gateway import __version__, eventloop
 from gateway.config import DEFAULT_LISTEN, GatewayConfig, load_config, parse_listen
 from gateway.errors import ConfigError
 from gateway.logs import configure_logging, get_logger, log_settings
+from gateway.metrics import create_metrics
 from gateway.server.app import create_app
 from gateway.server.health import add_health_routes
 from gateway.server.keys import CONFIG, METRICS, STATE
 from gateway.server.listener import BoundedSite, runner_options
 from gateway.server.oauth_routes import onboarding_app
+from gateway.server.pod_metrics import pod_registry
 from gateway.server.reload import reload_on_sighup
+from gateway.server.supervisor import supervise
 from gateway.server.tracing_env import load_tracing, tracing_enabled
+from gateway.server.workers import POD_DIR_ENV, WorkerRole, status_reader
 
 log = get_logger("gateway")
 
@@ -54,7 +60,9 @@ def ops_app(app: web.Application) -> web.Application:
     return ops
 
 
-async def _start(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def _start(
+    app: web.Application, host: str, port: int, reuse_port: bool = False
+) -> web.AppRunner:
     server = app[CONFIG].server
     runner = web.AppRunner(
         app,
@@ -79,6 +87,7 @@ async def _start(app: web.Application, host: str, port: int) -> web.AppRunner:
             on_refused=shed.inc,
             on_malformed=malformed,
             problem_base=app[CONFIG].problem_base_url,
+            reuse_port=reuse_port,
         ).start()
     except OSError:
         await runner.cleanup()  # close the client sessions and Redis made at setup
@@ -103,7 +112,36 @@ async def drain(app: web.Application, grace: float, force: asyncio.Event) -> boo
     return _inflight(app) == 0
 
 
-async def serve(config: GatewayConfig, config_path: str | None = None) -> None:
+def _worker_app(config: GatewayConfig, role: WorkerRole | None) -> web.Application:
+    """The gateway app; a worker's ``/metrics`` answers for the pod, its ``/readyz``
+    names the workers (server/workers.py)."""
+    tracing = load_tracing(os.environ)
+    if role is None:
+        return create_app(config, tracing=tracing)
+    bind_contextvars(worker=role.index)  # on every line this worker logs
+    metrics = replace(create_metrics(), registry=pod_registry(role.pod_dir))
+    app = create_app(config, metrics=metrics, tracing=tracing)
+    app[STATE].workers_status = status_reader(role.pod_dir)
+    return app
+
+
+async def _listen(
+    app: web.Application, config: GatewayConfig, role: WorkerRole | None
+) -> list[web.AppRunner]:
+    """The proxy, ops and onboarding listeners; workers share theirs (``SO_REUSEPORT``)
+    and leave the ops listener to the supervisor."""
+    shared = role is not None
+    runners = [await _start(app, config.listen_host, config.listen_port, shared)]
+    if config.ops_listen is not None and not shared:
+        runners.append(await _start(ops_app(app), *config.ops_listen))
+    if config.onboarding_listen is not None:
+        runners.append(await _start(onboarding_app(app), *config.onboarding_listen, shared))
+    return runners
+
+
+async def serve(
+    config: GatewayConfig, config_path: str | None = None, role: WorkerRole | None = None
+) -> None:
     """Serve until SIGTERM/SIGINT, then drain and return (the process exits 0).
 
     On the first signal ``/readyz`` answers 503 at once, so the load balancer or
@@ -112,14 +150,11 @@ async def serve(config: GatewayConfig, config_path: str | None = None) -> None:
     connection. Calls in flight, rate-limit waits included, get up to
     ``shutdown_grace`` seconds to finish; whatever still runs then is
     cancelled. A second signal ends the grace period early. ``SIGHUP`` reloads
-    the config from ``config_path`` (server/reload.py).
+    the config from ``config_path`` (server/reload.py). ``role``: this process
+    is one of ``server.workers`` workers (server/supervisor.py).
     """
-    app = create_app(config, tracing=load_tracing(os.environ))
-    runners = [await _start(app, config.listen_host, config.listen_port)]
-    if config.ops_listen is not None:
-        runners.append(await _start(ops_app(app), *config.ops_listen))
-    if config.onboarding_listen is not None:
-        runners.append(await _start(onboarding_app(app), *config.onboarding_listen))
+    app = _worker_app(config, role)
+    runners = await _listen(app, config, role)
     log.info(
         "started",
         listen=f"{config.listen_host}:{config.listen_port}",
@@ -141,7 +176,13 @@ async def serve(config: GatewayConfig, config_path: str | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     reload_on_sighup(app, config_path, os.environ)
+    watcher = None
+    if role is not None:
+        role.announce_ready()
+        watcher = asyncio.create_task(role.watch_parent(stop))
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     app[STATE].shutting_down = True
     log.info("draining", grace_seconds=config.shutdown_grace, inflight=_inflight(app))
     if not await drain(app, config.shutdown_grace, force):
@@ -200,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.yaml)"
         )
+        if name == "run":  # set by the supervisor on the workers it starts (server.workers)
+            p.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+            p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     hc = sub.add_parser("healthcheck", help="exit 0 when the local gateway answers /healthz")
     hc.add_argument(
         "--url",
@@ -229,8 +273,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     configure_logging(level, fmt)
+    role = None
+    if args.worker is not None:
+        role = WorkerRole(args.worker, args.ready_fd, os.getppid(), os.environ[POD_DIR_ENV])
     try:
-        eventloop.run(serve(config, args.config))
+        if role is None and config.server.workers > 1:
+            # The supervisor does little: asyncio's own loop (its subprocesses).
+            return asyncio.run(supervise(config, args.config))
+        eventloop.run(serve(config, args.config, role))
     except OSError as exc:
         print(f"cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -397,7 +397,9 @@ def _parse(data: Any, env: Mapping[str, str], problems: Problems) -> GatewayConf
         problems.add("upstreams: at least one upstream is required")
     largest_body = max([max_body, *(u.max_body_bytes for u in upstreams.values())])
     server_section = root.section("server")
-    server = problems.attempt(lambda: parse_server(server_section, largest_body), ServerConfig())
+    server = problems.attempt(
+        lambda: parse_server(server_section, largest_body, env), ServerConfig()
+    )
 
     public_url = problems.attempt(
         lambda: _absolute_url(root, "public_url", _listen_url(host, port)), ""

@@ -9,9 +9,12 @@ problem written on the new connection before it is closed), counted in
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.config_reader import Section
+from gateway.cpus import auto_workers
 from gateway.errors import ConfigError
 
 MIB = 1024 * 1024
@@ -30,10 +33,40 @@ class ServerConfig:
     max_inflight: int = 512
     # Request bytes held in memory at once (bodies that must be buffered to be signed).
     max_buffered_bytes: int = 64 * MIB
+    # Worker processes serving the proxy port (SO_REUSEPORT) under one supervisor;
+    # 1: one process, no supervisor. ``auto`` is resolved here (workers_auto says so).
+    workers: int = 1
+    workers_auto: bool = False
 
 
-def parse_server(section: Section, max_body_bytes: int) -> ServerConfig:
+WORKERS_ENV = "GATEWAY_WORKERS"
+
+
+def parse_workers(value: Any, key: str, cpus: Callable[[], int] = auto_workers) -> tuple[int, bool]:
+    """``workers``: a whole number >= 1, or ``auto`` (the CPU quota of the
+    container, else the CPUs this process may run on). Returns (count, auto)."""
+    text = str(value).strip() if not isinstance(value, bool) else ""
+    if text == "auto":
+        return cpus(), True
+    if text.isdigit() and int(text) >= 1 and not isinstance(value, float):
+        return int(text), False
+    raise ConfigError(f"{key}: expected a whole number of processes >= 1 or auto, got {value!r}")
+
+
+def _workers(section: Section, env: Mapping[str, str]) -> tuple[int, bool]:
+    in_file = section.raw("workers", 1)  # read even when the variable wins: a known key
+    if env.get(WORKERS_ENV):
+        return parse_workers(env[WORKERS_ENV], WORKERS_ENV)
+    return parse_workers(in_file, section.key("workers"))
+
+
+def parse_server(
+    section: Section, max_body_bytes: int, env: Mapping[str, str] | None = None
+) -> ServerConfig:
+    workers, auto = section._soft(lambda: _workers(section, env or {}), (1, False))
     cfg = ServerConfig(
+        workers=workers,
+        workers_auto=auto,
         max_connections=section.integer("max_connections", 1000, minimum=1),
         head_timeout=section.duration("head_timeout", 10.0),
         body_timeout=section.duration("body_timeout", 60.0),

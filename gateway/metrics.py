@@ -9,6 +9,11 @@ an injected :class:`CollectorRegistry` so that tests can build many apps.
 Labels only take values from bounded sets: upstream names from config, HTTP
 methods, status codes, problem codes, policy names from config. Never a user id,
 a raw path or a request id.
+
+With ``server.workers`` > 1 every worker writes its values to files in a
+directory shared by the pod (prometheus-client's multiprocess mode,
+``gateway/server/pod_metrics.py``); ``/metrics`` sums counters and histograms
+over the workers, and each gauge says how it combines (``multiprocess_mode``).
 """
 
 from __future__ import annotations
@@ -180,6 +185,7 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "gateway_inflight_requests",
             "Requests being handled, rate-limit waits included.",
             ["upstream"],
+            multiprocess_mode="livesum",
             registry=reg,
         ),
         redis_errors=Counter(
@@ -202,12 +208,14 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         limiter_backend=Gauge(
             "gateway_ratelimit_fallback_active",
             "1 while the limiter runs on its Redis-error fallback instead of Redis.",
+            multiprocess_mode="livemax",
             registry=reg,
         ),
         circuit_open=Gauge(
             "gateway_circuit_open",
             "1 while the circuit breaker for a dependency is open.",
             ["dependency"],
+            multiprocess_mode="livemax",
             registry=reg,
         ),
         upstream_failures=Counter(
@@ -220,6 +228,7 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "gateway_circuit_state",
             "Circuit breaker of an upstream: 0 closed, 1 open, 2 half-open (per process).",
             ["upstream"],
+            multiprocess_mode="livemax",
             registry=reg,
         ),
         circuit_transitions=Counter(

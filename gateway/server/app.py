@@ -124,7 +124,8 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 async def _limiter(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
-    limiter = create_limiter(app[CONFIG].redis, state.redis, app[METRICS])
+    config = app[CONFIG]
+    limiter = create_limiter(config.redis, state.redis, app[METRICS], workers=config.server.workers)
     await limiter.start()
     state.limiter = limiter
     state.limiter_status = limiter.status

@@ -44,6 +44,9 @@ async def readyz(request: web.Request) -> web.Response:
         checks["redis"] = "not configured (limits are per process)"
     if state.limiter_status is not None:
         checks["limiter"] = state.limiter_status()
+    if state.workers_status is not None:  # server.workers > 1 (server/workers.py)
+        workers_ready, checks["workers"] = state.workers_status()
+        ready = ready and workers_ready
     return web.json_response(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status=200 if ready else 503,

@@ -55,7 +55,12 @@ log = get_logger("gateway.ratelimit")
 
 class RedisLimiter:
     def __init__(
-        self, redis: RedisClient, config: RedisConfig, metrics: Metrics, batch: bool = True
+        self,
+        redis: RedisClient,
+        config: RedisConfig,
+        metrics: Metrics,
+        batch: bool = True,
+        workers: int = 1,
     ) -> None:
         self._redis = redis
         self._config = config
@@ -65,7 +70,8 @@ class RedisLimiter:
         self.runner = ScriptRunner(
             redis, config.timeout, batch, on_failure=self._failed, clock=self._clock
         )
-        self._local = MemoryLimiter(metrics, config.key_prefix, share=config.replicas)
+        # Each process takes its share: replicas × worker processes per replica.
+        self._local = MemoryLimiter(metrics, config.key_prefix, share=config.replicas * workers)
         self._breaker = CircuitBreaker(self._probe, config.probe_interval, self._changed)
         self._tasks: set[asyncio.Task[None]] = set()
         self._fallback_since: float | None = None  # monotonic, while the breaker is open
@@ -242,13 +248,27 @@ class RedisLimiter:
 
 
 def create_limiter(
-    config: RedisConfig, redis: RedisClient | None, metrics: Metrics, batch: bool | None = None
+    config: RedisConfig,
+    redis: RedisClient | None,
+    metrics: Metrics,
+    batch: bool | None = None,
+    workers: int = 1,
 ) -> ManagedLimiter:
-    """Redis when a client is configured; else the in-memory limiter, said at start-up."""
+    """Redis when a client is configured; else the in-memory limiter, said at start-up.
+
+    ``workers`` (``server.workers``) processes share this replica's quotas: in
+    memory each takes ``1 / workers`` of them (``1 / (replicas × workers)`` on
+    the Redis fallback), so that together they stay within them.
+    """
     if redis is None:
-        log.info("limiter", backend="memory", detail="rate limits hold for this process only")
-        return MemoryLimiter(metrics, config.key_prefix)
+        detail = "rate limits hold for this process only"
+        if workers > 1:
+            detail = f"rate limits hold for this replica, 1/{workers} in each of {workers} workers"
+        log.info("limiter", backend="memory", detail=detail)
+        return MemoryLimiter(metrics, config.key_prefix, share=workers)
     log.info("limiter", backend="redis", on_error=config.on_error, replicas=config.replicas)
     metrics.circuit_open.labels("redis").set(0)
     metrics.limiter_backend.set(0)
-    return RedisLimiter(redis, config, metrics, config.batch if batch is None else batch)
+    return RedisLimiter(
+        redis, config, metrics, config.batch if batch is None else batch, workers=workers
+    )

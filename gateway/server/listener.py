@@ -71,8 +71,10 @@ class BoundedSite(web.BaseSite):
         on_refused: Callable[[], None],
         on_malformed: OnMalformed,
         problem_base: str,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner)
+        self._reuse_port = reuse_port  # server.workers > 1: the workers share the port
         self._host = host
         self._port = port
         self._max = max_connections
@@ -110,5 +112,9 @@ class BoundedSite(web.BaseSite):
             )
 
         self._server = await loop.create_server(
-            protocol, self._host, self._port, reuse_address=True
+            protocol,
+            self._host,
+            self._port,
+            reuse_address=True,
+            reuse_port=self._reuse_port or None,
         )

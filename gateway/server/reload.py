@@ -20,8 +20,8 @@ idle connections expire on their own after 30 s).
 Keys bound at start-up (:data:`RESTART_ONLY`: listeners, Redis, the token
 store key, logging, body limit, shutdown grace, problem base URL; and
 :data:`RESTART_ONLY_SERVER`: ``server.max_connections``, ``server.head_timeout``,
-``server.max_buffered_bytes``) keep their old values; a change to them is logged
-as ``config_reload_needs_restart``.
+``server.max_buffered_bytes``, ``server.workers``) keep their old values; a change
+to them is logged as ``config_reload_needs_restart``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ RESTART_ONLY = (
 )  # fmt: skip
 # server.* keys bound at start-up: the listeners' connection cap and keep-alive
 # timer, the byte budget's size. (max_inflight and body_timeout are read per call.)
-RESTART_ONLY_SERVER = ("max_connections", "head_timeout", "max_buffered_bytes")
+RESTART_ONLY_SERVER = (
+    "max_connections", "head_timeout", "max_buffered_bytes", "workers", "workers_auto",
+)  # fmt: skip
 log = get_logger("gateway.reload")
 
 

@@ -50,6 +50,8 @@ class GatewayState:
     budget: ByteBudget = field(default_factory=lambda: ByteBudget(64 * 1024 * 1024))
     inflight: int = 0  # proxied calls in flight (server.max_inflight; drained at shutdown)
     limiter_status: Callable[[], str] | None = None  # /readyz's line, once the limiter runs
+    # server.workers > 1: (whether any worker is ready, /readyz's line), from the supervisor.
+    workers_status: Callable[[], tuple[bool, str]] | None = None
     # Hot reload (server/reload.py): the config in force once a reload swapped it in
     # (None: the start-up one, app[CONFIG]), and the pools it replaced, closed at shutdown.
     config: GatewayConfig | None = None
