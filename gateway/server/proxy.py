@@ -12,7 +12,14 @@ from gateway.config import UpstreamConfig
 from gateway.core.content_coding import upstream_accept_encoding
 from gateway.core.errormap import MAX_ERROR_BODY
 from gateway.core.headers import forwardable_request_headers
-from gateway.core.links import LinkMap, is_json, relink_body, relink_headers, request_origin
+from gateway.core.links import (
+    LINK_HEADERS,
+    LinkMap,
+    is_json,
+    relink_body,
+    relink_headers,
+    request_origin,
+)
 from gateway.core.messages import (
     OutboundRequest,
     UpstreamReply,
@@ -242,14 +249,14 @@ async def _answer(call: ProxyCall, result: Exchange) -> web.StreamResponse:
     request, cfg, spec = call.request, call.cfg, call.spec
     reply = result.reply
     request[INFO].upstream_status = reply.status
-    links = link_map(request, cfg, spec)
-    reply = replace(reply, headers=relink_headers(reply.headers, links))
+    if any(k.lower() in LINK_HEADERS for k, _ in reply.headers):  # the map only when used
+        reply = replace(reply, headers=relink_headers(reply.headers, link_map(request, cfg, spec)))
     if reply.body is not None and (reply.status >= 400 or not reply.truncated):
         if result.response is not None:
             # An error body over the bound: the parser sees the bounded prefix,
             # the rest is never read.
             result.response.close()
-        return await _inspected(call, reply, links)
+        return await _inspected(call, reply)
     if result.response is None:  # all read, but its content is over the bound: not parsed
         return buffered_response(reply, (), reply.wire_body or b"")
     return await stream_response(
@@ -257,7 +264,7 @@ async def _answer(call: ProxyCall, result: Exchange) -> web.StreamResponse:
     )
 
 
-async def _inspected(call: ProxyCall, reply: UpstreamReply, links: LinkMap) -> web.Response:
+async def _inspected(call: ProxyCall, reply: UpstreamReply) -> web.Response:
     """A reply read whole: an error (or a 200 hiding one) raised as a problem, else
     passed on with its links pointing at the gateway."""
     spec, name = call.spec, call.name
@@ -273,7 +280,7 @@ async def _inspected(call: ProxyCall, reply: UpstreamReply, links: LinkMap) -> w
             )
         raise UpstreamProblem(problem.with_upstream(name))
     if spec.links_in_body:
-        reply = relink_body(reply, links)
+        reply = relink_body(reply, link_map(call.request, call.cfg, spec))
     return buffered_response(reply, spec.success_headers(reply), reply.wire_body or b"")
 
 
