@@ -1,6 +1,6 @@
 """Admitting one upstream call under its quotas: the same path for proxied calls (each
 attempt, ``server/proxy.py``) and the gateway's own calls on a caller's behalf
-(BuzzStream onboarding, ``server/oauth_routes.py``).
+(an upstream's 3-legged onboarding, ``server/oauth_routes.py``).
 
 :func:`pass_quota` asks the limiter for the policies, puts the ``RateLimit``
 fields on the request's reply, waits out a delay (giving the slot back if the
