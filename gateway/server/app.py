@@ -14,6 +14,7 @@ from gateway.config_reader import Secret
 from gateway.logs import get_logger, register_secrets
 from gateway.metrics import Metrics, create_metrics, prime_metrics
 from gateway.redis_url import parse_redis_url
+from gateway.server.auth_io import build_auth
 from gateway.server.budget import ByteBudget
 from gateway.server.client import UpstreamClient, make_session
 from gateway.server.framing import expect_handler
@@ -83,7 +84,8 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         traced = () if state.tracing is None else (state.tracing.trace_config(name),)
         client = UpstreamClient(cfg, make_session(cfg, traced), app[METRICS])
         spec = REGISTRY[name]
-        state.upstreams[name] = Upstream(name, cfg, spec, spec.build_auth(cfg.auth), client)
+        auth = build_auth(app, cfg, spec, client)
+        state.upstreams[name] = Upstream(name, cfg, spec, auth, client)
         if cfg.circuit is not None:
             state.breakers[name] = UpstreamBreaker(name, cfg.circuit, app[METRICS])
         if cfg.retry is not None:

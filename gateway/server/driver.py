@@ -1,10 +1,13 @@
-"""The auth driver loop: prepare, send, observe, and at most one renewal and replay.
+"""The driver loop: run a call's credential flow, sending what it yields.
 
-A replay happens only when the upstream provably rejected the first attempt
-(``auth.rejected``: a 401, ``token_expired``, StreamOne 282). Every other reply,
+The flow (``upstreams/base.py``) yields the signed request and receives its
+reply; a second request it yields is a replay, after it renewed the
+credentials because the upstream provably refused them (a 401,
+``token_expired``, StreamOne 282). The driver enforces the replay rule itself:
+one replay at most, never of a streamed body (it is gone). Every other reply,
 and every transport error, is final: a POST is never sent twice otherwise.
-Logins and renewals the auth performs are counted in
-``gateway_auth_renewals_total`` through ``ctx.on_renewal``.
+Logins and renewals are counted in ``gateway_auth_renewals_total`` through the
+auth's ``AuthIO`` (``server/auth_io.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from gateway.core.errormap import MAX_ERROR_BODY
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.errors import UpstreamAuthFailed
 from gateway.server.client import UpstreamClient, reply_head
-from gateway.upstreams.base import CallContext, UpstreamAuth
+from gateway.upstreams.base import Credential, CredentialRejected
 
 
 @dataclass
@@ -40,42 +43,54 @@ class Exchange:
 
 async def exchange(
     client: UpstreamClient,
-    auth: UpstreamAuth,
+    credential: Credential,
     request: OutboundRequest,
-    ctx: CallContext,
     *,
     body_limit: Callable[[UpstreamReply], int],
     body: Callable[[], AsyncIterator[bytes]] | None = None,
 ) -> Exchange:
-    if ctx.on_renewal is None:
-        renewals = client.metrics.auth_renewals
-        ctx.on_renewal = lambda result: renewals.labels(ctx.upstream, result).inc()
-    for attempt in (1, 2):
-        prepared = await auth.prepare(request, ctx)
-        resp = await client.open(prepared, body)
-        head = reply_head(resp)
-        limit = body_limit(head)
-        if auth.wants_body(head.status) and not limit:
-            limit = MAX_ERROR_BODY
-        if limit:
-            reply, complete = await client.read_prefix(resp, limit)
-            open_resp = None if complete else resp
-        else:
-            reply, open_resp = head, resp
-        auth.observe(reply, ctx)
-        if not auth.rejected(reply, ctx):
-            return Exchange(reply, open_resp)
-        if open_resp is not None:
-            open_resp.close()
-        if attempt == 2:
-            raise UpstreamAuthFailed(
-                f"{ctx.upstream} rejected the gateway's credentials after one renewal",
-                upstream=ctx.upstream,
-            )
-        if request.streamed_body:  # the body is gone: this call cannot be replayed
-            break
-        await auth.renew(ctx)
-    raise UpstreamAuthFailed(
-        f"{ctx.upstream} rejected the gateway's credentials, which cannot be renewed here",
-        upstream=ctx.upstream,
-    )
+    flow = credential.flow(request)
+    attempt = 1
+    try:
+        signed = await anext(flow)
+        for attempt in (1, 2):
+            resp = await client.open(signed, body)
+            head = reply_head(resp)
+            limit = body_limit(head)
+            if not limit and credential.requires_reply_body(head.status):
+                limit = MAX_ERROR_BODY
+            reply = head
+            open_resp: aiohttp.ClientResponse | None = resp
+            if limit:
+                reply, complete = await client.read_prefix(resp, limit)
+                open_resp = None if complete else resp
+            try:
+                signed = await flow.asend(reply)  # judged; renewed if it was refused
+            except StopAsyncIteration:
+                return Exchange(reply, open_resp)  # final
+            except BaseException:
+                _discard(open_resp)
+                raise
+            _discard(open_resp)  # refused: a replay follows, or none may
+            if attempt == 2 or request.streamed_body:  # the body is gone: no replay
+                break
+    except CredentialRejected:
+        pass
+    except BaseException:
+        await flow.aclose()  # left at its yield by a transport error
+        raise
+    await flow.aclose()
+    raise _refused(client.cfg.name, replayed=attempt == 2)
+
+
+def _discard(resp: aiohttp.ClientResponse | None) -> None:
+    if resp is not None:
+        resp.close()
+
+
+def _refused(name: str, replayed: bool) -> UpstreamAuthFailed:
+    if replayed:
+        detail = f"{name} rejected the gateway's credentials after one renewal"
+    else:
+        detail = f"{name} rejected the gateway's credentials, which cannot be renewed here"
+    return UpstreamAuthFailed(detail, upstream=name)

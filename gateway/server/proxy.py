@@ -48,7 +48,7 @@ from gateway.server.replies import buffered_response, local_response, stream_res
 from gateway.server.requestinfo import INFO
 from gateway.server.state import Upstream
 from gateway.server.upstream_circuit import guarded
-from gateway.upstreams.base import CallContext, UpstreamAuth, UpstreamSpec
+from gateway.upstreams.base import Credential, UpstreamSpec
 
 # Successful replies of upstreams that hide errors in 200 are read up to this
 # bound before being passed on; a longer body is streamed on unparsed.
@@ -145,9 +145,8 @@ class ProxyCall:
     request: web.Request
     cfg: UpstreamConfig
     spec: UpstreamSpec
-    auth: UpstreamAuth
+    credential: Credential
     client: UpstreamClient
-    ctx: CallContext
     outbound: OutboundRequest
     quota: QuotaCall
 
@@ -171,13 +170,10 @@ async def _bind(request: web.Request, upstream: Upstream, outbound: OutboundRequ
     """The call's credentials (per-user or shared), its body when the signature
     covers it, and who its quota counts against."""
     state, name, info = request.app[STATE], upstream.name, request[INFO]
-    cfg, spec, auth, client = upstream.config, upstream.spec, upstream.auth, upstream.client
-    ctx = CallContext(
-        upstream=name, user=info.user, store=state.token_store, send=client.send, fleet=state.fleet
-    )
-    if state.tracing is not None:  # logins and renewals are also events on the call's span
-        ctx.on_renewal = state.tracing.renewal_hook(name, request.app[METRICS].auth_renewals)
-    if outbound.streamed_body and auth.needs_body(outbound):
+    cfg, spec = upstream.config, upstream.spec
+    # per-user or shared credentials; may read the token store
+    credential = await upstream.auth.bind(info.user, state.token_store)
+    if outbound.streamed_body and credential.needs_body(outbound):
         body = await read_body(request, cfg.max_body_bytes, name)
         outbound = replace(
             outbound,
@@ -186,15 +182,14 @@ async def _bind(request: web.Request, upstream: Upstream, outbound: OutboundRequ
             streamed_body=False,
         )
     spec.check_request(outbound)
-    await auth.bind(ctx)  # per-user or shared credentials; may read the token store
     subpath = outbound.path[len(cfg.base_path) :] or "/"
-    quota = QuotaCall.of(cfg, request.method, subpath, auth.account(ctx), info.user)
-    return ProxyCall(request, cfg, spec, auth, client, ctx, outbound, quota)
+    quota = QuotaCall.of(cfg, request.method, subpath, credential.account, info.user)
+    return ProxyCall(request, cfg, spec, credential, upstream.client, outbound, quota)
 
 
 async def _attempts(call: ProxyCall) -> Exchange:
-    """Admit (the quota) then exchange (signed again by ``auth.prepare``), once per
-    attempt the upstream's retry policy allows."""
+    """Admit (the quota) then exchange (a new credential flow: signed again), once
+    per attempt the upstream's retry policy allows."""
     request, name = call.request, call.name
     state, info = request.app[STATE], request[INFO]
     breaker = state.breakers.get(name)
@@ -233,9 +228,8 @@ async def _exchange(call: ProxyCall) -> Exchange:
     request, cfg = call.request, call.cfg
     return await exchange(
         call.client,
-        call.auth,
+        call.credential,
         call.outbound,
-        call.ctx,
         # A HEAD reply has no body to inspect; its Content-Length is the GET's.
         body_limit=lambda head: 0 if request.method == "HEAD" else inspect_limit(call.spec, head),
         body=lambda: caller_body(

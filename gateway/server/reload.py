@@ -39,6 +39,7 @@ from gateway.errors import ConfigError
 from gateway.logs import get_logger, register_secrets
 from gateway.metrics import prime_metrics
 from gateway.server.app import secret_values
+from gateway.server.auth_io import build_auth
 from gateway.server.client import UpstreamClient, make_session
 from gateway.server.keys import METRICS, STATE, config_of
 from gateway.server.retry import UpstreamRetry
@@ -145,7 +146,7 @@ def _rebuilt(
         client = UpstreamClient(cfg, current.client.session, metrics)
     spec = REGISTRY[name]
     keep = current is not None and before is not None and before.auth == cfg.auth
-    auth = current.auth if keep and current is not None else spec.build_auth(cfg.auth)
+    auth = current.auth if keep and current is not None else build_auth(app, cfg, spec, client)
     return Upstream(name, cfg, spec, auth, client)
 
 

@@ -3,7 +3,7 @@
 The proxy's attempt loop (``server/proxy.py``) asks a :class:`RetryCall` after
 each attempt whether to go again; the call then sleeps the back-off (or the
 upstream's ``Retry-After``) and the loop passes the quota again and re-signs
-(``auth.prepare`` runs per attempt: a fresh OAuth nonce, a fresh StreamOne
+(each attempt runs a new credential flow: a fresh OAuth nonce, a fresh StreamOne
 timestamp). Decisions are ``core/retry.py``'s. Each resend is counted in
 ``gateway_upstream_retries_total{upstream,reason}`` and in the access log
 (``retries``); a resend the budget refused is logged (``retry_budget_exhausted``).

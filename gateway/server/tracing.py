@@ -116,7 +116,7 @@ class Tracing:
         return self.tracer.start_as_current_span(name, attributes=dict(attributes))
 
     def renewal_hook(self, upstream: str, renewals: Counter) -> Callable[[str], None]:
-        """``CallContext.on_renewal``: count the login or renewal, and add an event
+        """``AuthIO.report`` (``server/auth_io.py``): count the login or renewal, and add an event
         ``gateway.auth.renewal`` with its ``result`` to the current span."""
 
         def renewed(result: str) -> None:

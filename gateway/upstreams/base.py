@@ -1,50 +1,59 @@
-"""What one upstream module provides, and the auth interface the driver calls.
+"""What one upstream module provides, and the credential flow the driver runs.
 
 An upstream module (``bizzstream.py``, ``beeswax.py``, ...) exposes an
 :class:`UpstreamSpec`: how to read its ``auth`` config, how to build its
 :class:`UpstreamAuth`, how to map its error replies, and its default quotas.
 
-The auth interface follows httpx's ``Auth.auth_flow`` in spirit, cut to what the
-driver loop in ``server/driver.py`` needs::
+Credentials are a flow, in the manner of httpx's ``Auth.auth_flow``::
 
-    await auth.bind(ctx)                           # per-user or shared credentials
-    key = auth.account(ctx)                        # the quota key (docs/contract.md §2)
-    request = await auth.prepare(request, ctx)     # attach credentials / sign
-    reply = await send(request)
-    auth.observe(reply, ctx)                       # e.g. store every Set-Cookie
-    if auth.rejected(reply):                       # the upstream provably refused
-        await auth.renew(ctx)                      # single-flight, against ctx.stale
-        request = await auth.prepare(original, ctx)  # signed again: fresh nonce
-        reply = await send(request)                # replayed once, never more
+    credential = await auth.bind(user, store)   # per-user or shared; once per call
+    credential.account                          # the quota key (docs/contract.md §2)
+    credential.needs_body(request)              # the signature covers it, or a replay needs it
+    flow = credential.flow(request)
+    request = await anext(flow)                 # signed (a login first, if need be)
+    reply = await send(request)                 # a prefix of its body read when
+                                                # credential.requires_reply_body(status)
+    request = await flow.asend(reply)           # StopAsyncIteration: the reply is final;
+    reply = await send(request)                 # a request: the upstream provably refused,
+    await flow.asend(reply)                     # the flow renewed and signed again (fresh nonce)
 
-Every login or renewal that reaches the upstream is reported once through
-``ctx.renewal(ok)`` (the driver turns it into ``gateway_auth_renewals_total``);
-a renewal that adopted another replica's new session instead is reported
-through ``ctx.joined()`` (``result="joined"``).
+A flow keeps its per-call state (the credential it used, so a renewal can tell
+whether another call renewed it already) in its own local variables. It yields
+a second, renewed request at most once; when it judges a reply a rejection it
+cannot (or may no longer) renew, it raises :class:`CredentialRejected` instead.
+The driver (``server/driver.py``) enforces the replay rule itself, whatever the
+flow does: one replay at most, never of a streamed body.
+
+What an auth does beyond signing (a login call, a token grant, the fleet's
+shared sessions, reporting a renewal) goes through the :class:`AuthIO` it is
+built with, once, at start-up: this package never imports aiohttp. Every login
+or renewal that reaches the upstream is reported once through
+``io.renewal(ok)`` (``gateway_auth_renewals_total{result="ok"|"error"}``); a
+renewal that adopted another replica's new session instead through
+``io.joined()`` (``result="joined"``).
 
 Upstream sessions (a Beeswax cookie jar, a StreamOne session, an OAuth 2
-client-credentials token) may be shared by every replica through
-``ctx.fleet`` (:class:`SessionFleet`, ``server/shared_sessions.py``: Redis,
-single-flight across replicas). Without it each process keeps its own.
-
-I/O that an auth needs (a login call, a token grant) goes through the injected
-:class:`Sender`, so this package never imports aiohttp.
+client-credentials token) may be shared by every replica through ``io.fleet``
+(:class:`SessionFleet`, ``server/shared_sessions.py``: Redis, single-flight
+across replicas). Without it each process keeps its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from gateway.config_reader import Section
 from gateway.core.messages import Headers, OutboundRequest, UpstreamReply
 from gateway.core.problem import Problem
+from gateway.errors import UpstreamError
 
 if TYPE_CHECKING:  # onboarding.py imports this module
     from gateway.upstreams.onboarding import Onboarding
 
 Sender = Callable[[OutboundRequest], Awaitable[UpstreamReply]]
+RenewalResult = Literal["ok", "error", "joined"]
 
 
 @dataclass(frozen=True)
@@ -98,58 +107,72 @@ class KeyValueStore(Protocol):
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
 
 
-@dataclass
-class CallContext:
-    """Per-call facts an auth may use. ``account`` is filled in by ``prepare``."""
+def _no_sender(request: OutboundRequest) -> Awaitable[UpstreamReply]:
+    raise UpstreamError("this auth was built without a sender: it cannot log in")
+
+
+def _unreported(result: RenewalResult) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthIO:
+    """What an auth may do besides signing, given once when it is built
+    (``server/auth_io.py``): ``send`` an exchange of its own (a login, a token
+    grant) to the upstream, share sessions through the ``fleet`` (None: per
+    process), and ``report`` each renewal (``gateway_auth_renewals_total`` and
+    a trace event)."""
 
     upstream: str
-    user: str | None  # X-Gateway-User, if sent
-    account: str = ""  # the upstream account whose credentials sign this call
-    send: Sender | None = None  # for logins and token grants
-    store: KeyValueStore | None = None
-    stale: Any = None  # what prepare() used, so renew() can tell if it is already renewed
-    renewed: bool = False
-    notes: dict[str, Any] = field(default_factory=dict)
-    credential: Any = None  # what bind() chose for this call (per-user or shared)
-    on_renewal: Callable[[str], None] | None = None  # called with "ok" | "error" | "joined"
-    fleet: SessionFleet | None = None  # sessions shared by every replica (Redis)
+    send: Sender = _no_sender
+    fleet: SessionFleet | None = None
+    report: Callable[[RenewalResult], None] = _unreported
 
     def renewal(self, ok: bool) -> None:
-        """Report one login or renewal that reached the upstream (metrics)."""
-        if self.on_renewal is not None:
-            self.on_renewal("ok" if ok else "error")
+        """Report one login or renewal that reached the upstream."""
+        self.report("ok" if ok else "error")
 
     def joined(self) -> None:
-        """Report a renewal that adopted another replica's login instead (metrics)."""
-        if self.on_renewal is not None:
-            self.on_renewal("joined")
+        """Report a renewal that adopted another replica's login instead."""
+        self.report("joined")
 
 
-class UpstreamAuth(Protocol):
-    async def bind(self, ctx: CallContext) -> None:
-        """Choose this call's credentials (X-Gateway-User's own, else the shared
-        ones) into ``ctx.credential``; may read ``ctx.store``. Called once per
-        call, before ``account()``."""
+class CredentialRejected(Exception):
+    """Raised by a flow: the upstream refused this call's credentials and no
+    (further) replay follows. The driver answers ``upstream_auth_failed``."""
+
+
+# Yields the signed request, receives its reply; may yield one renewed request.
+Flow = AsyncGenerator[OutboundRequest, UpstreamReply]
+
+
+class Credential(Protocol):
+    """The credentials bound to one call (per-user or shared)."""
+
+    @property
+    def account(self) -> str:
+        """The quota key: the upstream account whose credentials make this call."""
         ...
 
     def needs_body(self, request: OutboundRequest) -> bool:
-        """True when prepare() must see the body (signing) or a replay may need it."""
+        """True when the flow must see the body (it is signed) or may replay it:
+        the proxy then buffers it. A streamed body is never replayed."""
         ...
 
-    async def prepare(self, request: OutboundRequest, ctx: CallContext) -> OutboundRequest: ...
-
-    def observe(self, reply: UpstreamReply, ctx: CallContext) -> None: ...
-
-    def wants_body(self, status: int) -> bool:
-        """True when rejected() needs the reply body for this status."""
+    def requires_reply_body(self, status: int) -> bool:
+        """True when the flow needs the reply body to judge a reply of ``status``
+        (the driver reads a bounded prefix, ``MAX_ERROR_BODY``)."""
         ...
 
-    def rejected(self, reply: UpstreamReply, ctx: CallContext) -> bool: ...
+    def flow(self, request: OutboundRequest) -> Flow:
+        """Sign ``request``, judge its reply, renew and sign again at most once."""
+        ...
 
-    async def renew(self, ctx: CallContext) -> None: ...
 
-    def account(self, ctx: CallContext) -> str:
-        """The quota key: the upstream account whose credentials make this call."""
+class UpstreamAuth(Protocol):
+    async def bind(self, user: str | None, store: KeyValueStore | None) -> Credential:
+        """This call's credentials: ``user``'s own (X-Gateway-User; from the config,
+        or the token ``store``), else the shared ones."""
         ...
 
 
@@ -184,8 +207,8 @@ class UpstreamSpec:
     name: str
     # Reads upstreams.<name>.auth into frozen settings (raises ConfigError naming the key).
     parse_auth: Callable[[Section], Any]
-    # Builds the runtime auth from those settings.
-    build_auth: Callable[[Any], UpstreamAuth]
+    # Builds the runtime auth from those settings and its I/O (once, at start-up).
+    build_auth: Callable[[Any, AuthIO], UpstreamAuth]
     # Maps an error reply to a problem; None means "not an error" (2xx pass-through).
     parse_error: Callable[[UpstreamReply], Problem | None]
     # True when errors hide inside HTTP 200 replies (the body must be read).

@@ -52,7 +52,13 @@ from gateway.errors import (
     UpstreamProblem,
 )
 from gateway.upstreams import beeswax_fleet as fleet
-from gateway.upstreams.base import CallContext, UpstreamSpec
+from gateway.upstreams.base import (
+    AuthIO,
+    CredentialRejected,
+    Flow,
+    KeyValueStore,
+    UpstreamSpec,
+)
 from gateway.upstreams.beeswax_cookies import CookieJar
 from gateway.upstreams.beeswax_errors import parse_error, partial_failure_headers
 from gateway.upstreams.beeswax_sdk import REFUSED, answer_locally, is_session_path
@@ -111,104 +117,110 @@ class TenantSession:
     synced: float = float("-inf")  # the last look at the fleet's jar
 
 
-class SessionCookieAuth:
-    def __init__(
-        self,
-        settings: BeeswaxAuthSettings,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self._clock = clock
-        self._wall = wall_clock
+@dataclass(frozen=True, slots=True, eq=False)
+class TenantCredential:
+    """One login's session, bound to the calls it signs."""
 
-        def session(login: BeeswaxLogin) -> TenantSession:
-            return TenantSession(
-                login, CookieJar(wall_clock), Backoff(cap=settings.login_backoff_max)
-            )
+    auth: SessionCookieAuth
+    session: TenantSession
 
-        self._shared = session(BeeswaxLogin(settings.email, settings.password))
-        self._users = {user: session(login) for user, login in settings.users.items()}
-
-    def session(self, ctx: CallContext) -> TenantSession:
-        if isinstance(ctx.credential, TenantSession):
-            return ctx.credential
-        return self._users.get(ctx.user or "", self._shared)
-
-    async def bind(self, ctx: CallContext) -> None:
-        ctx.credential = self.session(ctx)
+    @property
+    def account(self) -> str:
+        return self.session.login.email
 
     def needs_body(self, request: OutboundRequest) -> bool:
         return True  # any call may meet an expired session and be replayed
 
-    async def prepare(self, request: OutboundRequest, ctx: CallContext) -> OutboundRequest:
-        if is_session_path(request.path, self.settings.login_path):
+    def requires_reply_body(self, status: int) -> bool:
+        return False  # a 401 is judged by its status and the session's history
+
+    async def flow(self, request: OutboundRequest) -> Flow:
+        auth, session = self.auth, self.session
+        if is_session_path(request.path, auth.settings.login_path):
             # answer_locally() took these before; this guard keeps the auth safe alone
             raise InvalidRequest(REFUSED, upstream=NAME)
-        session = self.session(ctx)
-        ctx.notes["base_url"] = request.base_url
-        ctx.notes["signed_path"] = request.path
-        if session.generation == 0:
-            await self._login_once(session, ctx, stale=0)
-        else:
-            await fleet.sync(session, ctx, self._clock, self._wall)
-        ctx.account = session.login.email
-        ctx.stale = session.generation
-        cookie = session.jar.header()
-        return request.with_header("Cookie", cookie) if cookie else request
+        renewed = False
+        while True:
+            if session.generation == 0:
+                await auth.login_once(session, request.base_url, stale=0)
+            else:
+                await fleet.sync(session, auth.io, auth.clock, auth.wall)
+            used = session.generation  # a reply to an older session leaves the jar alone
+            cookie = session.jar.header()
+            reply = yield request.with_header("Cookie", cookie) if cookie else request
+            auth.observe(session, used, reply)
+            if not auth.rejected(session, used, reply):
+                return
+            if renewed or request.streamed_body:
+                raise CredentialRejected
+            await auth.login_once(session, request.base_url, stale=used, after_401=True)
+            renewed = True
 
-    def observe(self, reply: UpstreamReply, ctx: CallContext) -> None:
-        session = self.session(ctx)
-        signed = ctx.notes.get("signed_path")
-        if not isinstance(signed, str) or is_session_path(signed, self.settings.login_path):
-            return  # only replies to calls this auth signed may touch the jar
-        # A reply to a call made with an older session must not overwrite the
-        # cookies of the login that replaced it.
-        if ctx.stale == session.generation:
+
+class SessionCookieAuth:
+    def __init__(
+        self,
+        settings: BeeswaxAuthSettings,
+        io: AuthIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.io = io or AuthIO(NAME)
+        self.clock = clock
+        self.wall = wall_clock
+
+        def credential(login: BeeswaxLogin) -> TenantCredential:
+            backoff = Backoff(cap=settings.login_backoff_max)
+            return TenantCredential(self, TenantSession(login, CookieJar(wall_clock), backoff))
+
+        self._shared = credential(BeeswaxLogin(settings.email, settings.password))
+        self._users = {user: credential(login) for user, login in settings.users.items()}
+
+    async def bind(self, user: str | None, store: KeyValueStore | None) -> TenantCredential:
+        return self._users.get(user or "", self._shared)
+
+    def observe(self, session: TenantSession, used: int, reply: UpstreamReply) -> None:
+        """Keep every ``Set-Cookie`` of a reply to a call signed with the current
+        session (``used``); a reply to a call made with an older session must not
+        overwrite the cookies of the login that replaced it. Only replies to
+        calls this auth signed (never to a session path) reach here."""
+        if used == session.generation:
             if reply.status != 401 and reply.status < 500:
                 session.worked = True
             rotated = header_all(reply.headers, "Set-Cookie")
             for header in rotated:
                 session.jar.store(header)
             if rotated:
-                fleet.publish(session, ctx, self._clock, self._wall)
+                fleet.publish(session, self.io, self.clock, self.wall)
 
-    def wants_body(self, status: int) -> bool:
-        return False
-
-    def rejected(self, reply: UpstreamReply, ctx: CallContext) -> bool:
+    def rejected(self, session: TenantSession, used: int, reply: UpstreamReply) -> bool:
         """A 401 that calls for a new login (and one replay).
 
         A 401 met with an older session always does: another call has logged in
-        since, so renew() just replays. A 401 with the current session only when
-        it can mean that the session ended: the session has worked for some call
-        since its login, or is at least ``min_login_interval`` old; and no other
-        401 caused a login in the last ``min_login_interval``. Any other 401 is
-        final ("no rights": ``upstream_auth_failed``, no login, no replay), so an
-        endpoint that always answers 401 costs at most one login per interval.
+        since, so the renewal just replays. A 401 with the current session only
+        when it can mean that the session ended: the session has worked for some
+        call since its login, or is at least ``min_login_interval`` old; and no
+        other 401 caused a login in the last ``min_login_interval``. Any other
+        401 is final ("no rights": ``upstream_auth_failed``, no login, no
+        replay), so an endpoint that always answers 401 costs at most one login
+        per interval.
         """
         if reply.status != 401:
             return False
-        session = self.session(ctx)
-        if ctx.stale != session.generation:
+        if used != session.generation:
             return True
-        now, interval = self._clock(), self.settings.min_login_interval
+        now, interval = self.clock(), self.settings.min_login_interval
         if now - session.relogin_at < interval:
             return False
         return session.worked or now - session.obtained_at >= interval
 
-    async def renew(self, ctx: CallContext) -> None:
-        await self._login_once(self.session(ctx), ctx, stale=ctx.stale, after_401=True)
-        ctx.renewed = True
-
-    def account(self, ctx: CallContext) -> str:
-        return self.session(ctx).login.email
-
-    async def _login_once(
-        self, session: TenantSession, ctx: CallContext, stale: object, after_401: bool = False
+    async def login_once(
+        self, session: TenantSession, base_url: str, stale: int, after_401: bool = False
     ) -> None:
+        """Log in unless another call already did since ``stale`` (single-flight)."""
         await session.flight.renew(
-            stale, lambda: session.generation, lambda: self._login(session, ctx, after_401)
+            stale, lambda: session.generation, lambda: self._login(session, base_url, after_401)
         )
 
     def _paused(self, session: TenantSession, wait: float) -> GatewayError:
@@ -245,25 +257,23 @@ class SessionCookieAuth:
             body=json.dumps(body).encode("utf-8"),
         )
 
-    async def _login(self, session: TenantSession, ctx: CallContext, after_401: bool) -> None:
-        if ctx.fleet is None:
-            await self._login_here(session, ctx, after_401)
+    async def _login(self, session: TenantSession, base_url: str, after_401: bool) -> None:
+        if self.io.fleet is None:
+            await self._login_here(session, base_url, after_401)
         else:
-            login = lambda: self._login_here(session, ctx, after_401)  # noqa: E731
-            await fleet.login(session, ctx, login, self._clock, self._wall)
+            login = lambda: self._login_here(session, base_url, after_401)  # noqa: E731
+            await fleet.login(session, self.io, login, self.clock, self.wall)
 
-    async def _login_here(self, session: TenantSession, ctx: CallContext, after_401: bool) -> None:
-        now = self._clock()
+    async def _login_here(self, session: TenantSession, base_url: str, after_401: bool) -> None:
+        now = self.clock()
         wait = session.backoff.remaining(now)
         if wait > 0:
             raise self._paused(session, wait)
-        if ctx.send is None:
-            raise UpstreamError("no sender for the beeswax login", upstream=NAME)
         try:
-            reply = await ctx.send(self.login_request(session, str(ctx.notes["base_url"])))
+            reply = await self.io.send(self.login_request(session, base_url))
         except GatewayError:
-            ctx.renewal(False)
-            session.backoff.fail(self._clock(), "unreachable")
+            self.io.renewal(False)
+            session.backoff.fail(self.clock(), "unreachable")
             raise
         body = parse_json(reply.body)
         ok = isinstance(body, dict) and body.get("success") in (True, "true")
@@ -272,13 +282,13 @@ class SessionCookieAuth:
             for header in header_all(reply.headers, "Set-Cookie"):
                 session.jar.store(header)
             session.generation += 1
-            session.obtained_at, session.worked = self._clock(), False
+            session.obtained_at, session.worked = self.clock(), False
             if after_401:
                 session.relogin_at = session.obtained_at
             session.backoff.succeed()
-            ctx.renewal(True)
+            self.io.renewal(True)
             return
-        ctx.renewal(False)
+        self.io.renewal(False)
         if reply.status == 429:
             wait = session.backoff.fail(now, "throttled", retry_after_seconds(reply))
         elif reply.status in (200, 400, 401, 403, 406):

@@ -1,4 +1,4 @@
-"""One Beeswax session (the whole cookie jar) for every replica, through ``ctx.fleet``.
+"""One Beeswax session (the whole cookie jar) for every replica, through ``io.fleet``.
 
 Hooks :class:`~gateway.upstreams.beeswax.SessionCookieAuth` calls when the
 fleet is configured (Redis; ``docs/operations.md``, Running a fleet):
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.upstreams.base import CallContext, SharedSession
+from gateway.upstreams.base import AuthIO, SharedSession
 
 if TYPE_CHECKING:
     from gateway.upstreams.beeswax import TenantSession
@@ -60,42 +60,42 @@ def adopt(session: TenantSession, shared: SharedSession, clock: Clock, wall: Clo
 
 async def login(
     session: TenantSession,
-    ctx: CallContext,
+    io: AuthIO,
     login_here: Callable[[], Awaitable[None]],
     clock: Clock,
     wall: Clock,
 ) -> None:
-    assert ctx.fleet is not None
+    assert io.fleet is not None
     stale = session.shared_id
 
     async def log_in() -> tuple[dict[str, Any], float | None]:
         await login_here()
         return state_of(session, clock, wall), session.jar.lifetime(SESSION_TTL)
 
-    shared, joined = await ctx.fleet.renew(
+    shared, joined = await io.fleet.renew(
         NAME, session.login.email, lambda rec: rec is not None and rec.id != stale, log_in
     )
     session.synced = clock()
     if joined:
         adopt(session, shared, clock, wall)
-        ctx.joined()
+        io.joined()
     else:
         session.shared_id = shared.id
 
 
-def publish(session: TenantSession, ctx: CallContext, clock: Clock, wall: Clock) -> None:
-    if ctx.fleet is None or session.shared_id is None:
+def publish(session: TenantSession, io: AuthIO, clock: Clock, wall: Clock) -> None:
+    if io.fleet is None or session.shared_id is None:
         return
     shared = SharedSession(session.shared_id, state_of(session, clock, wall))
-    ctx.fleet.publish(NAME, session.login.email, shared, session.jar.lifetime(SESSION_TTL))
+    io.fleet.publish(NAME, session.login.email, shared, session.jar.lifetime(SESSION_TTL))
 
 
-async def sync(session: TenantSession, ctx: CallContext, clock: Clock, wall: Clock) -> None:
+async def sync(session: TenantSession, io: AuthIO, clock: Clock, wall: Clock) -> None:
     """Adopt what another replica published since the last look (once per interval)."""
-    if ctx.fleet is None or clock() - session.synced < SYNC_INTERVAL:
+    if io.fleet is None or clock() - session.synced < SYNC_INTERVAL:
         return
     session.synced = clock()  # concurrent calls go on with the jar they have
-    shared = await ctx.fleet.load(NAME, session.login.email)
+    shared = await io.fleet.load(NAME, session.login.email)
     if shared is None:
         return
     if shared.id != session.shared_id:

@@ -17,10 +17,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.config_reader import Section
+from gateway.config_reader import Secret, Section
 from gateway.core.errormap import parse_json
 from gateway.core.messages import OutboundRequest, UpstreamReply
-from gateway.upstreams.base import CallContext, UpstreamSpec
+from gateway.upstreams.base import (
+    AuthIO,
+    CredentialRejected,
+    Flow,
+    KeyValueStore,
+    UpstreamSpec,
+)
 from gateway.upstreams.bizzstream_errors import parse_error
 from gateway.upstreams.tokens import (
     ProviderSettings,
@@ -58,69 +64,63 @@ def parse_auth(section: Section) -> BizzStreamAuthSettings:
     return BizzStreamAuthSettings(provider=provider, environment_id=environment_id, users=users)
 
 
-@dataclass
-class _Holder:
+def token_expired(reply: UpstreamReply) -> bool:
+    """A 401 whose body says ``token_expired``: renew the token and replay once."""
+    if reply.status != 401:
+        return False
+    body = parse_json(reply.body)
+    return isinstance(body, dict) and body.get("error") == "token_expired"
+
+
+@dataclass(frozen=True, slots=True)
+class BearerCredential:
+    """A token provider and its environment: the shared one, or a user's."""
+
     provider: TokenProvider
-    environment_id: str
+    account: str  # the environment id
+    io: AuthIO
+
+    def needs_body(self, request: OutboundRequest) -> bool:
+        """Only a renewable token is ever replayed: a static token's calls stream through."""
+        return self.provider.can_renew
+
+    def requires_reply_body(self, status: int) -> bool:
+        return status == 401  # token_expired is in the body
+
+    def signed(self, request: OutboundRequest, token: Secret) -> OutboundRequest:
+        return request.with_header("Authorization", f"Bearer {token.reveal()}").with_header(
+            "environment-id", self.account
+        )
+
+    async def flow(self, request: OutboundRequest) -> Flow:
+        token = await self.provider.token(self.io)
+        reply = yield self.signed(request, token)
+        if not token_expired(reply):
+            return
+        if request.streamed_body:  # never replayed: no renewal either
+            raise CredentialRejected
+        await self.provider.renew(self.io, token)  # single-flight
+        reply = yield self.signed(request, await self.provider.token(self.io))
+        if token_expired(reply):
+            raise CredentialRejected
 
 
 class BearerEnvironmentAuth:
-    def __init__(self, settings: BizzStreamAuthSettings) -> None:
+    def __init__(self, settings: BizzStreamAuthSettings, io: AuthIO | None = None) -> None:
         self.settings = settings
-        self._shared = _Holder(build_provider(settings.provider), settings.environment_id)
+        io = io or AuthIO(NAME)
+
+        def credential(provider: ProviderSettings, environment_id: str) -> BearerCredential:
+            return BearerCredential(build_provider(provider), environment_id, io)
+
+        self._shared = credential(settings.provider, settings.environment_id)
         self._users = {
-            user: _Holder(build_provider(creds.provider), creds.environment_id)
+            user: credential(creds.provider, creds.environment_id)
             for user, creds in settings.users.items()
         }
-        # A replay needs the body; only a renewable token is ever replayed. The
-        # proxy asks before bind(), so any renewable holder means buffering.
-        self._replayable = any(
-            holder.provider.can_renew for holder in (self._shared, *self._users.values())
-        )
 
-    def _holder(self, ctx: CallContext) -> _Holder:
-        if isinstance(ctx.credential, _Holder):
-            return ctx.credential
-        return self._users.get(ctx.user or "", self._shared)
-
-    async def bind(self, ctx: CallContext) -> None:
-        ctx.credential = self._holder(ctx)
-
-    def needs_body(self, request: OutboundRequest) -> bool:
-        """True when a token_expired answer may be replayed, so the body must be kept.
-
-        A static token cannot be renewed: its calls are never replayed and
-        their bodies stream through unbuffered.
-        """
-        return self._replayable
-
-    async def prepare(self, request: OutboundRequest, ctx: CallContext) -> OutboundRequest:
-        holder = self._holder(ctx)
-        token = await holder.provider.token(ctx)
-        ctx.account = holder.environment_id
-        ctx.stale = token
-        return request.with_header("Authorization", f"Bearer {token.reveal()}").with_header(
-            "environment-id", holder.environment_id
-        )
-
-    def observe(self, reply: UpstreamReply, ctx: CallContext) -> None:
-        return None
-
-    def wants_body(self, status: int) -> bool:
-        return status == 401
-
-    def rejected(self, reply: UpstreamReply, ctx: CallContext) -> bool:
-        if reply.status != 401:
-            return False
-        body = parse_json(reply.body)
-        return isinstance(body, dict) and body.get("error") == "token_expired"
-
-    async def renew(self, ctx: CallContext) -> None:
-        await self._holder(ctx).provider.renew(ctx, ctx.stale)
-        ctx.renewed = True
-
-    def account(self, ctx: CallContext) -> str:
-        return self._holder(ctx).environment_id
+    async def bind(self, user: str | None, store: KeyValueStore | None) -> BearerCredential:
+        return self._users.get(user or "", self._shared)
 
 
 SPEC = UpstreamSpec(

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from gateway.config_reader import Secret, Section
-from gateway.core.messages import OutboundRequest, UpstreamReply
+from gateway.core.messages import OutboundRequest
 from gateway.core.oauth1 import OAuth1Credentials, UnsignableRequest, new_nonce, sign
 from gateway.errors import InvalidRequest
-from gateway.upstreams.base import CallContext, UpstreamSpec
+from gateway.upstreams.base import AuthIO, Flow, KeyValueStore, UpstreamSpec
 from gateway.upstreams.buzzstream_errors import parse_error
 from gateway.upstreams.buzzstream_tokens import ONBOARDING, load_user_token
 
@@ -68,59 +68,26 @@ def parse_auth(section: Section) -> BuzzStreamAuthSettings:
     return settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Signer:
-    """The credentials chosen for one call and its quota key."""
+    """The OAuth 1.0a credentials chosen for one call and its quota key."""
 
     creds: OAuth1Credentials
     account: str
+    clock: Callable[[], float]
+    nonce: Callable[[], str]
 
     def __repr__(self) -> str:
         return f"Signer(account={self.account!r})"
 
-
-class OAuth1Auth:
-    def __init__(
-        self,
-        settings: BuzzStreamAuthSettings,
-        clock: Callable[[], float] = time.time,
-        nonce: Callable[[], str] = new_nonce,
-    ) -> None:
-        self.settings = settings
-        self._clock = clock
-        self._nonce = nonce
-        self.consumer = OAuth1Credentials(settings.consumer_key, settings.consumer_secret.reveal())
-        self._shared = Signer(self.consumer, settings.consumer_key)
-
-    def for_user(self, user: str, token: str, token_secret: str) -> Signer:
-        creds = OAuth1Credentials(
-            self.consumer.consumer_key, self.consumer.consumer_secret, token, token_secret
-        )
-        return Signer(creds, f"user:{user}")
-
-    async def bind(self, ctx: CallContext) -> None:
-        ctx.credential = self._shared
-        user = ctx.user
-        if not user:
-            return
-        pinned = self.settings.users.get(user)
-        if pinned is not None:
-            ctx.credential = self.for_user(user, pinned.token, pinned.token_secret.reveal())
-            return
-        if ctx.store is not None:
-            stored = await load_user_token(ctx.store, user)
-            if stored is not None:
-                ctx.credential = self.for_user(user, *stored)
-
-    def _signer(self, ctx: CallContext) -> Signer:
-        return ctx.credential if isinstance(ctx.credential, Signer) else self._shared
-
     def needs_body(self, request: OutboundRequest) -> bool:
         return request.content_type == FORM  # its parameters are signed
 
-    async def prepare(self, request: OutboundRequest, ctx: CallContext) -> OutboundRequest:
-        signer = self._signer(ctx)
-        ctx.account = signer.account
+    def requires_reply_body(self, status: int) -> bool:
+        return False
+
+    def signed(self, request: OutboundRequest) -> OutboundRequest:
+        """Signed afresh: a new nonce and timestamp for every attempt."""
         body = request.body if request.content_type == FORM and request.body else b""
         try:
             signed = sign(
@@ -129,28 +96,49 @@ class OAuth1Auth:
                 request.query,
                 request.content_type,
                 body,
-                signer.creds,
-                nonce=self._nonce(),
-                timestamp=int(self._clock()),
+                self.creds,
+                nonce=self.nonce(),
+                timestamp=int(self.clock()),
             )
         except UnsignableRequest as exc:
             raise InvalidRequest(f"cannot sign the request: {exc}", upstream=NAME) from None
         return request.with_header("Authorization", signed.header)
 
-    def observe(self, reply: UpstreamReply, ctx: CallContext) -> None:
-        return None
+    async def flow(self, request: OutboundRequest) -> Flow:
+        yield self.signed(request)  # access tokens never expire: a 401 is final
 
-    def wants_body(self, status: int) -> bool:
-        return False
 
-    def rejected(self, reply: UpstreamReply, ctx: CallContext) -> bool:
-        return False  # access tokens never expire: a 401 is final
+class OAuth1Auth:
+    def __init__(
+        self,
+        settings: BuzzStreamAuthSettings,
+        io: AuthIO | None = None,
+        clock: Callable[[], float] = time.time,
+        nonce: Callable[[], str] = new_nonce,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._nonce = nonce
+        self.consumer = OAuth1Credentials(settings.consumer_key, settings.consumer_secret.reveal())
+        self._shared = Signer(self.consumer, settings.consumer_key, clock, nonce)
 
-    async def renew(self, ctx: CallContext) -> None:
-        return None
+    def for_user(self, user: str, token: str, token_secret: str) -> Signer:
+        creds = OAuth1Credentials(
+            self.consumer.consumer_key, self.consumer.consumer_secret, token, token_secret
+        )
+        return Signer(creds, f"user:{user}", self._clock, self._nonce)
 
-    def account(self, ctx: CallContext) -> str:
-        return self._signer(ctx).account
+    async def bind(self, user: str | None, store: KeyValueStore | None) -> Signer:
+        if not user:
+            return self._shared
+        pinned = self.settings.users.get(user)
+        if pinned is not None:
+            return self.for_user(user, pinned.token, pinned.token_secret.reveal())
+        if store is not None:
+            stored = await load_user_token(store, user)
+            if stored is not None:
+                return self.for_user(user, *stored)
+        return self._shared
 
 
 def refuse_protocol_parameters(request: OutboundRequest) -> None:

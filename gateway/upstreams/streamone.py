@@ -1,7 +1,7 @@
 """StreamOne platform API v3: HMAC-SHA1 signed query parameters.
 
 ``POST /streamone/{command}/{action}`` goes to ``<base>/api/{command}/{action}``
-(``map_path``). :meth:`SignedQueryAuth.prepare` builds the call once and signs
+(``map_path``). :meth:`ActorCredential.flow` builds the call once and signs
 exactly the bytes it sends (docs/upstreams.md § streamone, Auth):
 
 - the arguments: a form body or a JSON object (lists comma-joined, booleans
@@ -53,7 +53,13 @@ from gateway.core.streamone_signing import (
 )
 from gateway.errors import ConfigError, GatewayError, InvalidRequest, UpstreamAuthFailed
 from gateway.upstreams import streamone_fleet as fleet
-from gateway.upstreams.base import CallContext, UpstreamSpec
+from gateway.upstreams.base import (
+    AuthIO,
+    CredentialRejected,
+    Flow,
+    KeyValueStore,
+    UpstreamSpec,
+)
 from gateway.upstreams.renewal import Backoff, SingleFlight
 from gateway.upstreams.streamone_errors import parse_error
 from gateway.upstreams.streamone_session import (
@@ -155,33 +161,72 @@ def arguments_body(request: OutboundRequest) -> bytes:
     raise UnusableArguments("send the arguments as a form body or a JSON object")
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class ActorCredential:
+    """One actor (and its session, if any), bound to the calls it signs."""
+
+    auth: SignedQueryAuth
+    state: ActorState
+
+    @property
+    def account(self) -> str:
+        return self.state.account
+
+    def needs_body(self, request: OutboundRequest) -> bool:
+        return True  # the arguments are signed (and converted from JSON)
+
+    def requires_reply_body(self, status: int) -> bool:
+        return status == 200  # status 282 hides in a 200
+
+    async def flow(self, request: OutboundRequest) -> Flow:
+        auth, state = self.auth, self.state
+        try:
+            body = arguments_body(request)
+            caller = caller_parameters(request.query)
+        except UnusableArguments as exc:
+            raise InvalidRequest(str(exc), upstream=NAME) from None
+        renewed = False
+        while True:
+            used = await auth.ready(state, request)
+            reply = yield auth.sign(state, request, caller, body, state.session)
+            auth.observe(state, used, reply)
+            if state.session_settings is None or not session_gone(reply):
+                return
+            if renewed or request.streamed_body:
+                raise CredentialRejected
+            await auth.login_once(state, request, used, after_282=True)
+            renewed = True
+
+
+def session_gone(reply: UpstreamReply) -> bool:
+    """Status 282 (``SESSION_NOT_FOUND``): log in again and replay once."""
+    return parse_envelope(reply).status == SESSION_NOT_FOUND
+
+
 class SignedQueryAuth:
     def __init__(
-        self, settings: StreamOneAuthSettings, clock: Callable[[], float] = time.time
+        self,
+        settings: StreamOneAuthSettings,
+        io: AuthIO | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.io = io or AuthIO(NAME)
         self._clock = clock
 
-        def state(a: StreamOneActorSettings) -> ActorState:
-            return ActorState(Actor(a.auth_type, a.actor_id), a.psk, a.session, Backoff())
+        def credential(a: StreamOneActorSettings) -> ActorCredential:
+            state = ActorState(Actor(a.auth_type, a.actor_id), a.psk, a.session, Backoff())
+            return ActorCredential(self, state)
 
-        self._shared = state(
+        self._shared = credential(
             StreamOneActorSettings(
                 settings.auth_type, settings.actor_id, settings.psk, settings.session
             )
         )
-        self._users = {user: state(actor) for user, actor in settings.users.items()}
+        self._users = {user: credential(actor) for user, actor in settings.users.items()}
 
-    def state(self, ctx: CallContext) -> ActorState:
-        if isinstance(ctx.credential, ActorState):
-            return ctx.credential
-        return self._users.get(ctx.user or "", self._shared)
-
-    async def bind(self, ctx: CallContext) -> None:
-        ctx.credential = self.state(ctx)
-
-    def needs_body(self, request: OutboundRequest) -> bool:
-        return True  # the arguments are signed (and converted from JSON)
+    async def bind(self, user: str | None, store: KeyValueStore | None) -> ActorCredential:
+        return self._users.get(user or "", self._shared)
 
     def sign(
         self,
@@ -209,82 +254,64 @@ class SignedQueryAuth:
             streamed_body=False,
         )
 
-    async def prepare(self, request: OutboundRequest, ctx: CallContext) -> OutboundRequest:
-        state = self.state(ctx)
-        try:
-            body = arguments_body(request)
-            caller = caller_parameters(request.query)
-        except UnusableArguments as exc:
-            raise InvalidRequest(str(exc), upstream=NAME) from None
-        ctx.account = state.account
+    async def ready(self, state: ActorState, request: OutboundRequest) -> int:
+        """A session actor's live session (logged in, or renewed ahead of its
+        expiry); returns the session generation this attempt signs with."""
         if state.session_settings is not None:
-            root = api_root(request.path)
-            if root is None:
+            if api_root(request.path) is None:
                 raise InvalidRequest(
                     "a StreamOne session call is /streamone/{command}/{action}", upstream=NAME
                 )
-            ctx.notes["base_url"] = request.base_url
-            ctx.notes["api_root"] = root
-            await fleet.sync(state, ctx, self._clock)
+            await fleet.sync(state, self.io, self._clock)
             session = state.session
             left = session.expires - self._clock() if session else 0.0
             if session is None or left < state.session_settings.renew_before:
-                await self._login_once(state, ctx, state.generation)
-        ctx.stale = state.generation
-        return self.sign(state, request, caller, body, state.session)
+                await self.login_once(state, request, state.generation)
+        return state.generation
 
-    def observe(self, reply: UpstreamReply, ctx: CallContext) -> None:
-        state = self.state(ctx)
-        if state.session is not None and ctx.stale == state.generation:
+    def observe(self, state: ActorState, used: int, reply: UpstreamReply) -> None:
+        """``header.sessiontimeout`` keeps the expiry of the session ``used`` current."""
+        if state.session is not None and used == state.generation:
             left = session_timeout(reply)
             if left is not None:
                 state.session.expires = self._clock() + left
-                fleet.publish(state, ctx, self._clock)
+                fleet.publish(state, self.io, self._clock)
 
-    def wants_body(self, status: int) -> bool:
-        return status == 200  # status 282 hides in a 200
-
-    def rejected(self, reply: UpstreamReply, ctx: CallContext) -> bool:
-        if self.state(ctx).session_settings is None:
-            return False
-        return parse_envelope(reply).status == SESSION_NOT_FOUND
-
-    async def renew(self, ctx: CallContext) -> None:
-        ctx.notes[fleet.REJECTED] = True  # the fleet must not hand back the same session
-        try:
-            await self._login_once(self.state(ctx), ctx, ctx.stale)
-        finally:
-            ctx.notes.pop(fleet.REJECTED, None)
-        ctx.renewed = True
-
-    def account(self, ctx: CallContext) -> str:
-        return self.state(ctx).account
-
-    async def _login_once(self, state: ActorState, ctx: CallContext, stale: object) -> None:
-        await state.flight.renew(stale, lambda: state.generation, lambda: self._login(state, ctx))
+    async def login_once(
+        self, state: ActorState, call: OutboundRequest, stale: int, after_282: bool = False
+    ) -> None:
+        """Log in unless another call already did since ``stale`` (single-flight).
+        The session calls go to the API root of ``call``."""
+        await state.flight.renew(
+            stale, lambda: state.generation, lambda: self._login(state, call, after_282)
+        )
 
     async def _call(
-        self, state: ActorState, ctx: CallContext, action: str, args: list[tuple[str, str]]
+        self,
+        state: ActorState,
+        call: OutboundRequest,
+        action: str,
+        args: list[tuple[str, str]],
     ) -> tuple[int | None, object]:
         """One session action, signed by the application itself (no session)."""
-        assert ctx.send is not None
         request = OutboundRequest(
             method="POST",
-            base_url=str(ctx.notes["base_url"]),
-            path=f"{ctx.notes['api_root']}/{action}",
+            base_url=call.base_url,
+            path=f"{api_root(call.path)}/{action}",
             headers=(("Accept", "application/json"),),
         )
-        reply = await ctx.send(self.sign(state, request, [], encode_form(args), None))
+        reply = await self.io.send(self.sign(state, request, [], encode_form(args), None))
         envelope = parse_envelope(reply)
         return envelope.status, envelope.body
 
-    async def _login(self, state: ActorState, ctx: CallContext) -> None:
-        if ctx.fleet is None:
-            await self._login_here(state, ctx)
+    async def _login(self, state: ActorState, call: OutboundRequest, after_282: bool) -> None:
+        if self.io.fleet is None:
+            await self._login_here(state, call)
         else:
-            await fleet.login(state, ctx, lambda: self._login_here(state, ctx), self._clock)
+            login = lambda: self._login_here(state, call)  # noqa: E731
+            await fleet.login(state, self.io, login, self._clock, after_282)
 
-    async def _login_here(self, state: ActorState, ctx: CallContext) -> None:
+    async def _login_here(self, state: ActorState, call: OutboundRequest) -> None:
         settings = state.session_settings
         assert settings is not None
         wait = state.backoff.remaining(self._clock())
@@ -296,7 +323,7 @@ class SignedQueryAuth:
             )
         try:
             status, body = await self._call(
-                state, ctx, "session/initialize",
+                state, call, "session/initialize",
                 [("user", settings.user), ("userip", settings.userip)],
             )  # fmt: skip
             found = challenge_from_initialize(body) if status == 0 else None
@@ -316,21 +343,21 @@ class SignedQueryAuth:
             args = [("challenge", challenge), ("response", proof)]
             if needs_v2:  # the platform still holds the v2 hash; it converts it now
                 args.append(("v2hash", v2_hash(password)))
-            status, body = await self._call(state, ctx, "session/create", args)
+            status, body = await self._call(state, call, "session/create", args)
             session = session_from_create(body, self._clock()) if status == 0 else None
             if session is None:
                 raise UpstreamAuthFailed(
                     f"StreamOne refused the session login (status {status})", upstream=NAME
                 )
         except GatewayError:
-            ctx.renewal(False)
+            self.io.renewal(False)
             state.backoff.fail(self._clock(), "refused")
             raise
         remember_secret(session.key.reveal())  # masked in logs and error bodies
         state.session = session
         state.generation += 1
         state.backoff.succeed()
-        ctx.renewal(True)
+        self.io.renewal(True)
 
 
 SPEC = UpstreamSpec(

@@ -1,4 +1,4 @@
-"""One StreamOne session (id, key, expiry) for every replica, through ``ctx.fleet``.
+"""One StreamOne session (id, key, expiry) for every replica, through ``io.fleet``.
 
 Hooks :class:`~gateway.upstreams.streamone.SignedQueryAuth` calls when the
 fleet is configured (Redis; ``docs/operations.md``, Running a fleet):
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config_reader import Secret
 from gateway.core.secrets import remember_secret
-from gateway.upstreams.base import CallContext, SharedSession
+from gateway.upstreams.base import AuthIO, SharedSession
 from gateway.upstreams.streamone_session import LiveSession
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 NAME = "streamone"
 SYNC_INTERVAL = 1.0
 PUBLISH_STEP = 5.0
-REJECTED = "streamone_rejected"  # ctx.notes flag: this renewal follows a 282
 
 Clock = Callable[[], float]
 
@@ -65,11 +64,15 @@ def adopt(state: ActorState, shared: SharedSession, session: LiveSession) -> Non
 
 
 async def login(
-    state: ActorState, ctx: CallContext, login_here: Callable[[], Awaitable[None]], clock: Clock
+    state: ActorState,
+    io: AuthIO,
+    login_here: Callable[[], Awaitable[None]],
+    clock: Clock,
+    after_282: bool,
 ) -> None:
-    assert ctx.fleet is not None and state.session_settings is not None
+    assert io.fleet is not None and state.session_settings is not None
     renew_before = state.session_settings.renew_before
-    rejected = state.shared_id if ctx.notes.pop(REJECTED, False) else None
+    rejected = state.shared_id if after_282 else None  # never hand the same session back
 
     def fresh(shared: SharedSession | None) -> bool:
         if shared is None or (rejected is not None and shared.id == rejected):
@@ -82,34 +85,34 @@ async def login(
         assert state.session is not None
         return state_of(state.session), max(1.0, state.session.expires - clock())
 
-    shared, joined = await ctx.fleet.renew(NAME, state.account, fresh, log_in)
+    shared, joined = await io.fleet.renew(NAME, state.account, fresh, log_in)
     state.synced = clock()
     session = session_of(shared)
     if joined and session is not None:
         adopt(state, shared, session)
-        ctx.joined()
+        io.joined()
     else:
         state.shared_id = shared.id
         state.published = state.session.expires if state.session else 0.0
 
 
-def publish(state: ActorState, ctx: CallContext, clock: Clock) -> None:
+def publish(state: ActorState, io: AuthIO, clock: Clock) -> None:
     session = state.session
-    if ctx.fleet is None or session is None or state.shared_id is None:
+    if io.fleet is None or session is None or state.shared_id is None:
         return
     if session.expires - state.published < PUBLISH_STEP:
         return
     state.published = session.expires
     shared = SharedSession(state.shared_id, state_of(session))
-    ctx.fleet.publish(NAME, state.account, shared, max(1.0, session.expires - clock()))
+    io.fleet.publish(NAME, state.account, shared, max(1.0, session.expires - clock()))
 
 
-async def sync(state: ActorState, ctx: CallContext, clock: Clock) -> None:
+async def sync(state: ActorState, io: AuthIO, clock: Clock) -> None:
     """Adopt the fleet's session, or its later expiry, once per interval."""
-    if ctx.fleet is None or state.session is None or clock() - state.synced < SYNC_INTERVAL:
+    if io.fleet is None or state.session is None or clock() - state.synced < SYNC_INTERVAL:
         return
     state.synced = clock()
-    shared = await ctx.fleet.load(NAME, state.account)
+    shared = await io.fleet.load(NAME, state.account)
     session = session_of(shared) if shared is not None else None
     if shared is None or session is None:
         return

@@ -12,7 +12,7 @@ user in, then signs calls with ``application_psk + session_key``.
 
 :func:`parse_envelope` reads a reply; :func:`session_from_create` checks the
 ``session/create`` body; :func:`api_root` says where the session calls go. No
-I/O here: the auth sends through ``ctx.send``.
+I/O here: the auth sends through ``io.send`` (:class:`~gateway.upstreams.base.AuthIO`).
 """
 
 from __future__ import annotations

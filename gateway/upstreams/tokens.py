@@ -10,10 +10,10 @@
   upstream says the token expired. With Redis, the fleet shares one token per
   client (:mod:`gateway.upstreams.tokens_fleet`).
 
-A provider's ``renew(ctx, stale)`` is single-flight: concurrent callers that
+A provider's ``renew(io, stale)`` is single-flight: concurrent callers that
 were refused the same token cause one renewal. Every renewal is reported
-through ``ctx.renewal``. No provider imports an HTTP library: the grant goes
-through ``ctx.send``. Every token a provider obtains at run time (read from the
+through ``io.renewal``. No provider imports an HTTP library: the grant goes
+through ``io.send``. Every token a provider obtains at run time (read from the
 file, granted) is registered with :func:`gateway.core.secrets.remember_secret`,
 so logs and error bodies mask it like a configured secret.
 """
@@ -35,9 +35,9 @@ from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from gateway.config_reader import Secret, Section
 from gateway.core.messages import OutboundRequest
 from gateway.core.secrets import remember_secret
-from gateway.errors import ConfigError, GatewayError, UpstreamAuthFailed, UpstreamError
+from gateway.errors import ConfigError, GatewayError, UpstreamAuthFailed
 from gateway.upstreams import tokens_fleet
-from gateway.upstreams.base import CallContext
+from gateway.upstreams.base import AuthIO
 from gateway.upstreams.renewal import Backoff, SingleFlight
 
 Clock = Callable[[], float]
@@ -48,9 +48,9 @@ class TokenProvider(Protocol):
     # False when renew() can never yield another token (so no call is ever replayed).
     can_renew: bool
 
-    async def token(self, ctx: CallContext) -> Secret: ...
+    async def token(self, io: AuthIO) -> Secret: ...
 
-    async def renew(self, ctx: CallContext, stale: Secret) -> None: ...
+    async def renew(self, io: AuthIO, stale: Secret) -> None: ...
 
 
 # --- settings -------------------------------------------------------------------
@@ -121,14 +121,14 @@ class StaticToken:
     def __init__(self, settings: StaticTokenSettings) -> None:
         self._token = settings.token
 
-    async def token(self, ctx: CallContext) -> Secret:
+    async def token(self, io: AuthIO) -> Secret:
         return self._token
 
-    async def renew(self, ctx: CallContext, stale: Secret) -> None:
-        ctx.renewal(False)
+    async def renew(self, io: AuthIO, stale: Secret) -> None:
+        io.renewal(False)
         raise UpstreamAuthFailed(
-            f"{ctx.upstream} says the configured static token expired; it cannot be renewed",
-            upstream=ctx.upstream,
+            f"{io.upstream} says the configured static token expired; it cannot be renewed",
+            upstream=io.upstream,
         )
 
 
@@ -159,42 +159,42 @@ class FileToken:
         self._checked = float("-inf")
         self._flight = SingleFlight()
 
-    def _load(self, ctx: CallContext, force: bool) -> Secret:
+    def _load(self, io: AuthIO, force: bool) -> Secret:
         try:
             stamp, text = self._read(self.settings.path, None if force else self._stamp)
         except (OSError, UnicodeDecodeError):
             raise UpstreamAuthFailed(
-                f"the {ctx.upstream} token file cannot be read", upstream=ctx.upstream
+                f"the {io.upstream} token file cannot be read", upstream=io.upstream
             ) from None
         self._checked = self._clock()
         if text is not None:
             value = text.strip()
             if not value:
                 raise UpstreamAuthFailed(
-                    f"the {ctx.upstream} token file is empty", upstream=ctx.upstream
+                    f"the {io.upstream} token file is empty", upstream=io.upstream
                 )
             remember_secret(value)
             self._stamp, self._token = stamp, Secret(value)
         assert self._token is not None
         return self._token
 
-    async def token(self, ctx: CallContext) -> Secret:
+    async def token(self, io: AuthIO) -> Secret:
         if self._token is None or self._clock() - self._checked >= self.settings.check_interval:
-            return self._load(ctx, force=False)
+            return self._load(io, force=False)
         return self._token
 
-    async def renew(self, ctx: CallContext, stale: Secret) -> None:
+    async def renew(self, io: AuthIO, stale: Secret) -> None:
         async def reread() -> None:
             try:
-                fresh = self._load(ctx, force=True)
+                fresh = self._load(io, force=True)
             except GatewayError:
-                ctx.renewal(False)
+                io.renewal(False)
                 raise
-            ctx.renewal(fresh != stale)
+            io.renewal(fresh != stale)
             if fresh == stale:
                 raise UpstreamAuthFailed(
-                    f"{ctx.upstream} says the token expired and the token file has no newer one",
-                    upstream=ctx.upstream,
+                    f"{io.upstream} says the token expired and the token file has no newer one",
+                    upstream=io.upstream,
                 )
 
         await self._flight.renew(stale, lambda: self._token, reread)
@@ -235,20 +235,18 @@ class ClientCredentialsToken:
             body=str(body).encode("utf-8"),
         )
 
-    async def _fetch(self, ctx: CallContext) -> None:
+    async def _fetch(self, io: AuthIO) -> None:
         wait = self._backoff.remaining(self._clock())
         if wait > 0:  # the grant just failed: callers that waited do not hammer the endpoint
             raise UpstreamAuthFailed(
-                f"the {ctx.upstream} token grant failed moments ago; retried after a pause",
-                upstream=ctx.upstream,
+                f"the {io.upstream} token grant failed moments ago; retried after a pause",
+                upstream=io.upstream,
                 retry_after=wait,
             )
-        if ctx.send is None:
-            raise UpstreamError("no sender for the token grant", upstream=ctx.upstream)
         try:
-            reply = await ctx.send(self.grant_request())
+            reply = await io.send(self.grant_request())
         except GatewayError:
-            ctx.renewal(False)
+            io.renewal(False)
             self._backoff.fail(self._clock(), "unreachable")
             raise
         try:
@@ -259,13 +257,13 @@ class ClientCredentialsToken:
         token = grant.get("access_token")
         bearer = str(grant.get("token_type", "bearer")).lower() == "bearer"
         if reply.status != 200 or not isinstance(token, str) or not token or not bearer:
-            ctx.renewal(False)
+            io.renewal(False)
             self._backoff.fail(self._clock(), "refused")
             code = grant.get("error")
             why = f", {code}" if isinstance(code, str) and _ERROR_CODE.match(code) else ""
             raise UpstreamAuthFailed(
-                f"the {ctx.upstream} token endpoint granted no token (HTTP {reply.status}{why})",
-                upstream=ctx.upstream,
+                f"the {io.upstream} token endpoint granted no token (HTTP {reply.status}{why})",
+                upstream=io.upstream,
             )
         lifetime = grant.get("expires_in")
         remember_secret(token)
@@ -274,7 +272,7 @@ class ClientCredentialsToken:
         if isinstance(lifetime, int | float) and not isinstance(lifetime, bool):
             self._expires = self._clock() + float(lifetime)
         self._backoff.succeed()
-        ctx.renewal(True)
+        io.renewal(True)
 
     @property
     def clock(self) -> Clock:
@@ -293,11 +291,11 @@ class ClientCredentialsToken:
         self._token, self._expires = token, expires
         self._backoff.succeed()
 
-    async def _obtain(self, ctx: CallContext, rejected: Secret | None) -> None:
-        if ctx.fleet is None:
-            await self._fetch(ctx)
+    async def _obtain(self, io: AuthIO, rejected: Secret | None) -> None:
+        if io.fleet is None:
+            await self._fetch(io)
         else:
-            await tokens_fleet.obtain(self, ctx, rejected, lambda: self._fetch(ctx))
+            await tokens_fleet.obtain(self, io, rejected, lambda: self._fetch(io))
 
     def _fresh(self) -> bool:
         if self._token is None:
@@ -306,15 +304,15 @@ class ClientCredentialsToken:
             return True
         return self._clock() < self._expires - self.settings.renew_before
 
-    async def token(self, ctx: CallContext) -> Secret:
+    async def token(self, io: AuthIO) -> Secret:
         if not self._fresh():
             stale = self._token
-            await self._flight.renew(stale, lambda: self._token, lambda: self._obtain(ctx, None))
+            await self._flight.renew(stale, lambda: self._token, lambda: self._obtain(io, None))
         assert self._token is not None
         return self._token
 
-    async def renew(self, ctx: CallContext, stale: Secret) -> None:
-        await self._flight.renew(stale, lambda: self._token, lambda: self._obtain(ctx, stale))
+    async def renew(self, io: AuthIO, stale: Secret) -> None:
+        await self._flight.renew(stale, lambda: self._token, lambda: self._obtain(io, stale))
 
 
 def build_provider(settings: ProviderSettings) -> TokenProvider:

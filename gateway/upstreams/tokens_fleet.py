@@ -1,4 +1,4 @@
-"""One OAuth 2 client-credentials token for every replica, through ``ctx.fleet``.
+"""One OAuth 2 client-credentials token for every replica, through ``io.fleet``.
 
 :class:`~gateway.upstreams.tokens.ClientCredentialsToken` calls :func:`obtain`
 instead of granting on its own when the fleet is configured (Redis;
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config_reader import Secret
 from gateway.core.secrets import remember_secret
-from gateway.upstreams.base import CallContext, SharedSession
+from gateway.upstreams.base import AuthIO, SharedSession
 
 if TYPE_CHECKING:
     from gateway.upstreams.tokens import ClientCredentialsToken
@@ -42,12 +42,12 @@ def _token_of(shared: SharedSession | None) -> tuple[str, float | None] | None:
 
 async def obtain(
     provider: ClientCredentialsToken,
-    ctx: CallContext,
+    io: AuthIO,
     rejected: Secret | None,
     grant: Callable[[], Awaitable[None]],
     wall: Callable[[], float] = time.time,
 ) -> None:
-    assert ctx.fleet is not None
+    assert io.fleet is not None
     clock, renew_before = provider.clock, provider.settings.renew_before
 
     def fresh(shared: SharedSession | None) -> bool:
@@ -63,9 +63,9 @@ async def obtain(
         expires = None if left is None else wall() + left
         return {"token": provider.current.reveal(), "expires": expires}, left
 
-    shared, joined = await ctx.fleet.renew(ctx.upstream, fleet_key(provider), fresh, log_in)
+    shared, joined = await io.fleet.renew(io.upstream, fleet_key(provider), fresh, log_in)
     if joined:
         token, expires = _token_of(shared) or ("", None)
         remember_secret(token)
         provider.adopt(Secret(token), None if expires is None else clock() + expires - wall())
-        ctx.joined()
+        io.joined()

@@ -10,14 +10,16 @@ import pytest
 from gateway.config_reader import Secret, Section
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.errors import InvalidRequest, UpstreamAuthFailed, UpstreamProblem
-from gateway.upstreams.base import CallContext
+from gateway.upstreams.base import AuthIO
 from gateway.upstreams.beeswax import (
     BeeswaxAuthSettings,
     BeeswaxLogin,
     SessionCookieAuth,
+    TenantCredential,
     parse_auth,
 )
 from gateway.upstreams.beeswax_cookies import CookieJar, parse_set_cookie
+from tests.upstreams.flows import answer, signed
 
 BASE = "http://bees.test"
 OK = json.dumps({"success": "true", "message": "Cookie set successfully"}).encode()
@@ -58,11 +60,16 @@ def make(
 ) -> tuple[SessionCookieAuth, Clock]:
     clock = clock or Clock()
     settings = BeeswaxAuthSettings(email="ops@example.com", password=Secret("pw"), **kw)  # type: ignore[arg-type]
-    return SessionCookieAuth(settings, clock=clock, wall_clock=clock), clock
+    io = AuthIO("beeswax", upstream.send)
+    return SessionCookieAuth(settings, io, clock=clock, wall_clock=clock), clock
 
 
-def ctx(upstream: Upstream, user: str | None = None) -> CallContext:
-    return CallContext(upstream="beeswax", user=user, send=upstream.send)
+async def shared(
+    upstream: Upstream, clock: Clock | None = None, **kw: object
+) -> tuple[TenantCredential, Clock]:
+    """The shared login's credential, as ``bind`` gives it to a call without a user."""
+    auth, clock = make(upstream, clock, **kw)
+    return await auth.bind(None, None), clock
 
 
 REQUEST = OutboundRequest("GET", BASE, "/rest/advertiser", headers=(("Accept", "*/*"),))
@@ -70,82 +77,76 @@ REQUEST = OutboundRequest("GET", BASE, "/rest/advertiser", headers=(("Accept", "
 
 async def test_first_call_logs_in_once_and_sends_the_jar() -> None:
     up = Upstream()
-    auth, _ = make(up)
-    c = ctx(up)
-    await auth.bind(c)
-    prepared = await auth.prepare(REQUEST, c)
+    credential, _ = await shared(up)
+    _, prepared = await signed(credential, REQUEST)
     assert up.logins == [{"email": "ops@example.com", "password": "pw", "keep_logged_in": True}]
     assert prepared.header("Cookie") == "k_buzz_cookie=s1; k_buzz_remember=r1"
-    assert auth.account(c) == c.account == "ops@example.com"
-    await auth.prepare(REQUEST, ctx(up))
+    assert credential.account == "ops@example.com"
+    await signed(credential, REQUEST)
     assert len(up.logins) == 1
 
 
 async def test_every_set_cookie_of_every_reply_is_kept() -> None:
     up = Upstream()
-    auth, _ = make(up)
-    c = ctx(up)
-    await auth.prepare(REQUEST, c)
-    auth.observe(UpstreamReply(200, (("Set-Cookie", "k_buzz_cookie=rotated; Path=/"),)), c)
-    prepared = await auth.prepare(REQUEST, ctx(up))
+    credential, _ = await shared(up)
+    flow, _ = await signed(credential, REQUEST)
+    await answer(flow, UpstreamReply(200, (("Set-Cookie", "k_buzz_cookie=rotated; Path=/"),)))
+    _, prepared = await signed(credential, REQUEST)
     assert prepared.header("Cookie") == "k_buzz_cookie=rotated; k_buzz_remember=r1"
 
 
 async def test_a_reply_to_an_older_session_does_not_overwrite_the_new_cookies() -> None:
     up = Upstream()
-    auth, _ = make(up)
-    old = ctx(up)
-    await auth.prepare(REQUEST, old)
-    fresh = ctx(up)
-    await auth.prepare(REQUEST, fresh)
-    await auth.renew(fresh)  # another call logged in again meanwhile
-    auth.observe(UpstreamReply(200, (("Set-Cookie", "k_buzz_cookie=late; Path=/"),)), old)
-    assert (await auth.prepare(REQUEST, ctx(up))).header("Cookie") == (
+    credential, _ = await shared(up)
+    old, _ = await signed(credential, REQUEST)
+    worked, _ = await signed(credential, REQUEST)
+    await answer(worked, UpstreamReply(200))  # the session worked, then expired
+    fresh, _ = await signed(credential, REQUEST)
+    assert await answer(fresh, UpstreamReply(401)) is not None  # another call logged in again
+    await answer(old, UpstreamReply(200, (("Set-Cookie", "k_buzz_cookie=late; Path=/"),)))
+    assert (await signed(credential, REQUEST))[1].header("Cookie") == (
         "k_buzz_cookie=s2; k_buzz_remember=r2"
     )
 
 
 async def test_concurrent_401s_cause_exactly_one_login_and_each_replays() -> None:
     up = Upstream()
-    auth, _ = make(up)
-    first = ctx(up)
-    await auth.prepare(REQUEST, first)
-    auth.observe(UpstreamReply(200), first)  # the session worked, then expired
-    calls = [ctx(up) for _ in range(100)]
-    for c in calls:
-        await auth.prepare(REQUEST, c)
+    credential, _ = await shared(up)
+    first, _ = await signed(credential, REQUEST)
+    await answer(first, UpstreamReply(200))  # the session worked, then expired
+    calls = [(await signed(credential, REQUEST))[0] for _ in range(100)]
     rejected = UpstreamReply(401)
-    assert all(auth.rejected(rejected, c) for c in calls)
-    await asyncio.gather(*(auth.renew(c) for c in calls))
+    replays = await asyncio.gather(*(answer(flow, rejected) for flow in calls))
+    assert None not in replays  # each judged it a rejection, and renewed
     assert len(up.logins) == 2  # the first login, then one renewal for all 100
-    replays = [await auth.prepare(REQUEST, c) for c in calls]
-    assert {r.header("Cookie") for r in replays} == {"k_buzz_cookie=s2; k_buzz_remember=r2"}
+    cookies = {r.header("Cookie") for r in replays if r is not None}
+    assert cookies == {"k_buzz_cookie=s2; k_buzz_remember=r2"}
 
 
 async def test_login_429_honours_retry_after_and_pauses_logins() -> None:
     up = Upstream([UpstreamReply(429, (("Retry-After", "17"),), b'{"success": false}')])
-    auth, clock = make(up)
+    credential, clock = await shared(up)
     with pytest.raises(UpstreamProblem) as caught:
-        await auth.prepare(REQUEST, ctx(up))
+        await signed(credential, REQUEST)
     problem = caught.value.problem
     assert (problem.code, problem.retry_after, problem.source) == ("rate_limited", 17, "upstream")
     clock.now += 10
     with pytest.raises(UpstreamProblem) as again:
-        await asyncio.gather(*(auth.prepare(REQUEST, ctx(up)) for _ in range(20)))
+        await asyncio.gather(*(signed(credential, REQUEST) for _ in range(20)))
     assert again.value.problem.retry_after == pytest.approx(7)
     assert len(up.logins) == 1  # no login storm while paused
     clock.now += 8
-    await auth.prepare(REQUEST, ctx(up))
+    await signed(credential, REQUEST)
     assert len(up.logins) == 2
 
 
 async def test_login_429_without_retry_after_backs_off_exponentially_up_to_a_bound() -> None:
     up = Upstream([UpstreamReply(429)] * 10)
-    auth, clock = make(up, login_backoff_max=8.0)
+    credential, clock = await shared(up, login_backoff_max=8.0)
     waits = []
     for _ in range(6):
         with pytest.raises(UpstreamProblem) as caught:
-            await auth.prepare(REQUEST, ctx(up))
+            await signed(credential, REQUEST)
         waits.append(caught.value.problem.retry_after)
         clock.now += caught.value.problem.retry_after or 0
     assert waits == [1, 2, 4, 8, 8, 8]
@@ -154,9 +155,9 @@ async def test_login_429_without_retry_after_backs_off_exponentially_up_to_a_bou
 async def test_a_refused_password_fails_without_looping() -> None:
     refused = UpstreamReply(401, (), b'{"success": false, "errors": ["ERROR: Invalid email"]}')
     up = Upstream([refused, refused])
-    auth, _ = make(up)
+    credential, _ = await shared(up)
     results = await asyncio.gather(
-        *(auth.prepare(REQUEST, ctx(up)) for _ in range(10)), return_exceptions=True
+        *(signed(credential, REQUEST) for _ in range(10)), return_exceptions=True
     )
     assert all(isinstance(r, UpstreamAuthFailed) for r in results)
     assert len(up.logins) == 1
@@ -167,14 +168,12 @@ async def test_per_user_credentials_get_their_own_jar_and_quota_key() -> None:
     up = Upstream()
     users = {"alice": BeeswaxLogin("alice@example.com", Secret("alice-pw"))}
     auth, _ = make(up, users=users)
-    c = ctx(up, user="alice")
-    await auth.bind(c)
-    await auth.prepare(REQUEST, c)
-    assert auth.account(c) == "alice@example.com"
+    alice = await auth.bind("alice", None)
+    await signed(alice, REQUEST)
+    assert alice.account == "alice@example.com"
     assert up.logins[-1]["email"] == "alice@example.com"
-    other = ctx(up, user="bob")  # unknown user: the shared login
-    await auth.bind(other)
-    assert auth.account(other) == "ops@example.com"
+    other = await auth.bind("bob", None)  # unknown user: the shared login
+    assert other.account == "ops@example.com"
 
 
 def test_cookie_parsing_follows_max_age_and_expires() -> None:
@@ -214,34 +213,35 @@ def test_cookie_parsing_follows_max_age_and_expires() -> None:
 )
 async def test_calls_to_the_session_paths_are_refused_before_anything_is_sent(path: str) -> None:
     up = Upstream()
-    auth, _ = make(up, login_path="/custom/login")
-    c = ctx(up)
-    await auth.bind(c)
+    credential, _ = await shared(up, login_path="/custom/login")
     with pytest.raises(InvalidRequest) as caught:
-        await auth.prepare(OutboundRequest("POST", BASE, path, body=b"{}"), c)
+        await signed(credential, OutboundRequest("POST", BASE, path, body=b"{}"))
     assert "manages the Beeswax session" in caught.value.detail
     assert up.logins == []  # refused before even the first login
 
 
 async def test_ordinary_paths_are_not_mistaken_for_the_login() -> None:
     up = Upstream()
-    auth, _ = make(up)
+    credential, _ = await shared(up)
     for path in ("/rest/advertiser", "/rest/v2/authentications", "/rest/user/strict"):
-        await auth.prepare(OutboundRequest("GET", BASE, path), ctx(up))
+        await signed(credential, OutboundRequest("GET", BASE, path))
     assert len(up.logins) == 1
 
 
 async def test_the_jar_takes_cookies_only_from_replies_to_calls_it_signed() -> None:
     up = Upstream()
-    auth, _ = make(up)
-    signed = ctx(up)
-    await auth.prepare(REQUEST, signed)
-    forged = ctx(up)  # same session generation, but not prepared by the auth
-    forged.stale = signed.stale
-    auth.observe(UpstreamReply(200, (("Set-Cookie", "k_buzz_cookie=attacker; Path=/"),)), forged)
-    forged.notes["signed_path"] = "/rest/authenticate"
-    auth.observe(UpstreamReply(200, (("Set-Cookie", "k_buzz_cookie=attacker; Path=/"),)), forged)
-    assert (await auth.prepare(REQUEST, ctx(up))).header("Cookie") == (
+    credential, _ = await shared(up)
+    await signed(credential, REQUEST)
+    attacker = UpstreamReply(200, (("Set-Cookie", "k_buzz_cookie=attacker; Path=/"),))
+    forged = credential.flow(REQUEST)  # same session generation, but it signed nothing
+    with pytest.raises(TypeError):
+        await forged.asend(attacker)
+    login = credential.flow(OutboundRequest("POST", BASE, "/rest/authenticate"))
+    with pytest.raises(InvalidRequest):
+        await anext(login)
+    with pytest.raises(StopAsyncIteration):
+        await login.asend(attacker)
+    assert (await signed(credential, REQUEST))[1].header("Cookie") == (
         "k_buzz_cookie=s1; k_buzz_remember=r1"
     )
 
@@ -250,32 +250,25 @@ async def test_a_401_on_a_fresh_session_that_never_worked_is_final() -> None:
     """ "No rights" 401s: an endpoint that always answers 401 must not cause a
     login per call (the login quota would lock the tenant out)."""
     up = Upstream()
-    auth, clock = make(up)
+    credential, clock = await shared(up)
     for _ in range(12):
-        c = ctx(up)
-        await auth.prepare(REQUEST, c)
-        auth.observe(UpstreamReply(401), c)
-        assert not auth.rejected(UpstreamReply(401), c)
+        flow, _ = await signed(credential, REQUEST)
+        assert await answer(flow, UpstreamReply(401)) is None  # final: passed on
         clock.now += 0.5
     assert len(up.logins) == 1
     clock.now += 10  # a session this old may have ended: one login
-    c = ctx(up)
-    await auth.prepare(REQUEST, c)
-    assert auth.rejected(UpstreamReply(401), c)
+    flow, _ = await signed(credential, REQUEST)
+    assert await answer(flow, UpstreamReply(401)) is not None
 
 
 async def test_logins_caused_by_401s_are_spaced_by_min_login_interval() -> None:
     up = Upstream()
-    auth, clock = make(up, min_login_interval=30.0)
+    credential, clock = await shared(up, min_login_interval=30.0)
 
     async def call(status: int) -> bool:
-        c = ctx(up)
-        await auth.prepare(REQUEST, c)
-        auth.observe(UpstreamReply(status), c)
-        if auth.rejected(UpstreamReply(status), c):
-            await auth.renew(c)
-            return True
-        return False
+        """True when the reply was judged a rejection: renewed, and a replay yielded."""
+        flow, _ = await signed(credential, REQUEST)
+        return await answer(flow, UpstreamReply(status)) is not None
 
     assert not await call(200)
     assert await call(401)  # the session had worked: it ended, log in again
@@ -287,7 +280,7 @@ async def test_logins_caused_by_401s_are_spaced_by_min_login_interval() -> None:
     clock.now += 29
     assert await call(401)
     assert len(up.logins) == 3
-    assert not auth.rejected(UpstreamReply(404), ctx(up))
+    assert not await call(404)
 
 
 def test_min_login_interval_is_configurable() -> None:

@@ -14,7 +14,7 @@ import pytest
 from gateway.config_reader import Secret, Section
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.errors import ConfigError, UpstreamAuthFailed
-from gateway.upstreams.base import CallContext
+from gateway.upstreams.base import AuthIO, Sender
 from gateway.upstreams.bizzstream import (
     BearerEnvironmentAuth,
     BizzStreamAuthSettings,
@@ -29,6 +29,7 @@ from gateway.upstreams.tokens import (
     ProviderSettings,
     StaticTokenSettings,
 )
+from tests.upstreams.flows import answer, signed
 
 REQUEST = OutboundRequest("GET", "http://bizz.test", "/api/v1/documents", "ddName=x")
 EXPIRED = UpstreamReply(401, (), json.dumps({"status": "error", "error": "token_expired"}).encode())
@@ -59,10 +60,12 @@ class TokenEndpoint:
         return UpstreamReply(200, (), json.dumps(body).encode())
 
 
-def renewals(ctx: CallContext) -> list[str]:
+def recording(send: Sender | None = None) -> tuple[AuthIO, list[str]]:
+    """Its I/O, and the renewals it reports (``gateway_auth_renewals_total``)."""
     seen: list[str] = []
-    ctx.on_renewal = seen.append
-    return seen
+    if send is None:
+        return AuthIO("bizzstream", report=seen.append), seen
+    return AuthIO("bizzstream", send, report=seen.append), seen
 
 
 def grant_settings(method: str = "client_secret_basic") -> ClientCredentialsSettings:
@@ -77,17 +80,17 @@ def grant_settings(method: str = "client_secret_basic") -> ClientCredentialsSett
 
 
 async def test_static_token_is_sent_with_the_environment_and_cannot_renew() -> None:
-    auth = BearerEnvironmentAuth(BizzStreamAuthSettings(StaticTokenSettings(Secret("tok")), "env"))
-    ctx = CallContext(upstream="bizzstream", user=None)
-    seen = renewals(ctx)
-    prepared = await auth.prepare(REQUEST, ctx)
+    io, seen = recording()
+    settings = BizzStreamAuthSettings(StaticTokenSettings(Secret("tok")), "env")
+    credential = await BearerEnvironmentAuth(settings, io).bind(None, None)
+    flow, prepared = await signed(credential, REQUEST)
     assert prepared.header("Authorization") == "Bearer tok"
     assert prepared.header("environment-id") == "env"
-    assert auth.account(ctx) == "env"
-    assert auth.rejected(EXPIRED, ctx)
-    assert not auth.rejected(UpstreamReply(401, (), b'{"error": "unauthorized"}'), ctx)
-    with pytest.raises(UpstreamAuthFailed):
-        await auth.renew(ctx)
+    assert credential.account == "env"
+    other, _ = await signed(credential, REQUEST)
+    assert await answer(other, UpstreamReply(401, (), b'{"error": "unauthorized"}')) is None
+    with pytest.raises(UpstreamAuthFailed):  # token_expired: a renewal, which cannot be
+        await answer(flow, EXPIRED)
     assert seen == ["error"]
 
 
@@ -96,17 +99,16 @@ async def test_file_token_is_reread_when_it_changes_and_on_token_expired(tmp_pat
     path.write_text("one\n")
     clock = Clock()
     provider = FileToken(FileTokenSettings(str(path), check_interval=1.0), clock=clock)
-    ctx = CallContext(upstream="bizzstream", user=None)
-    seen = renewals(ctx)
-    assert (await provider.token(ctx)).reveal() == "one"
+    io, seen = recording()
+    assert (await provider.token(io)).reveal() == "one"
     path.write_text("two\n")
     os.utime(path, ns=(1, 1))  # a different stamp even on coarse file systems
-    assert (await provider.token(ctx)).reveal() == "one"  # checked at most every second
+    assert (await provider.token(io)).reveal() == "one"  # checked at most every second
     clock.now += 1
-    assert (await provider.token(ctx)).reveal() == "two"
+    assert (await provider.token(io)).reveal() == "two"
     path.write_text("three")
-    await asyncio.gather(*(provider.renew(ctx, Secret("two")) for _ in range(10)))
-    assert (await provider.token(ctx)).reveal() == "three"
+    await asyncio.gather(*(provider.renew(io, Secret("two")) for _ in range(10)))
+    assert (await provider.token(io)).reveal() == "three"
     assert seen == ["ok"]  # one re-read for ten refused calls
 
 
@@ -114,13 +116,13 @@ async def test_file_token_without_a_newer_value_gives_up(tmp_path: Path) -> None
     path = tmp_path / "token"
     path.write_text("same")
     provider = FileToken(FileTokenSettings(str(path), check_interval=1.0))
-    ctx = CallContext(upstream="bizzstream", user=None)
-    stale = await provider.token(ctx)
+    io = AuthIO("bizzstream")
+    stale = await provider.token(io)
     with pytest.raises(UpstreamAuthFailed):
-        await provider.renew(ctx, stale)
+        await provider.renew(io, stale)
     path.unlink()
     with pytest.raises(UpstreamAuthFailed) as caught:
-        await FileToken(FileTokenSettings(str(path), 1.0)).token(ctx)
+        await FileToken(FileTokenSettings(str(path), 1.0)).token(io)
     assert str(tmp_path) not in str(caught.value)
 
 
@@ -143,24 +145,21 @@ async def test_client_credentials_fetch_once_renew_single_flight_and_ahead_of_ex
     endpoint = TokenEndpoint(expires_in=100)
     clock = Clock()
     provider = ClientCredentialsToken(grant_settings(), clock=clock)
-    ctx = CallContext(upstream="bizzstream", user=None, send=endpoint.send)
-    seen = renewals(ctx)
-    tokens = await asyncio.gather(*(provider.token(ctx) for _ in range(20)))
+    io, seen = recording(endpoint.send)
+    tokens = await asyncio.gather(*(provider.token(io) for _ in range(20)))
     assert {t.reveal() for t in tokens} == {"t1"} and len(endpoint.grants) == 1
-    await asyncio.gather(*(provider.renew(ctx, Secret("t1")) for _ in range(20)))
-    assert (await provider.token(ctx)).reveal() == "t2" and len(endpoint.grants) == 2
+    await asyncio.gather(*(provider.renew(io, Secret("t1")) for _ in range(20)))
+    assert (await provider.token(io)).reveal() == "t2" and len(endpoint.grants) == 2
     clock.now += 71  # within renew_before (30 s) of expires_in (100 s)
-    assert (await provider.token(ctx)).reveal() == "t3"
+    assert (await provider.token(io)).reveal() == "t3"
     assert seen == ["ok", "ok", "ok"]
 
 
 async def test_client_credentials_refusal_is_upstream_auth_failed_without_a_storm() -> None:
     endpoint = TokenEndpoint(status=401)
     provider = ClientCredentialsToken(grant_settings(), clock=Clock())
-    ctx = CallContext(upstream="bizzstream", user=None, send=endpoint.send)
-    results = await asyncio.gather(
-        *(provider.token(ctx) for _ in range(10)), return_exceptions=True
-    )
+    io = AuthIO("bizzstream", endpoint.send)
+    results = await asyncio.gather(*(provider.token(io) for _ in range(10)), return_exceptions=True)
     assert all(isinstance(r, UpstreamAuthFailed) for r in results)
     assert "invalid_client" in str(results[0]) and "standin-client-secret" not in str(results[0])
     assert len(endpoint.grants) == 1
@@ -169,17 +168,17 @@ async def test_client_credentials_refusal_is_upstream_auth_failed_without_a_stor
 async def test_bizzstream_auth_renews_through_the_provider_and_per_user() -> None:
     endpoint = TokenEndpoint()
     users = {"alice": BizzStreamCredentials(StaticTokenSettings(Secret("alice-tok")), "env-a")}
-    auth = BearerEnvironmentAuth(BizzStreamAuthSettings(grant_settings(), "env", users))
-    ctx = CallContext(upstream="bizzstream", user=None, send=endpoint.send)
-    await auth.bind(ctx)
-    assert (await auth.prepare(REQUEST, ctx)).header("Authorization") == "Bearer t1"
-    await auth.renew(ctx)
-    assert (await auth.prepare(REQUEST, ctx)).header("Authorization") == "Bearer t2"
-    alice = CallContext(upstream="bizzstream", user="alice", send=endpoint.send)
-    await auth.bind(alice)
-    prepared = await auth.prepare(REQUEST, alice)
+    settings = BizzStreamAuthSettings(grant_settings(), "env", users)
+    auth = BearerEnvironmentAuth(settings, AuthIO("bizzstream", endpoint.send))
+    credential = await auth.bind(None, None)
+    flow, prepared = await signed(credential, REQUEST)
+    assert prepared.header("Authorization") == "Bearer t1"
+    replay = await answer(flow, EXPIRED)  # renewed, signed again
+    assert replay is not None and replay.header("Authorization") == "Bearer t2"
+    alice = await auth.bind("alice", None)
+    _, prepared = await signed(alice, REQUEST)
     assert prepared.header("Authorization") == "Bearer alice-tok"
-    assert (prepared.header("environment-id"), auth.account(alice)) == ("env-a", "env-a")
+    assert (prepared.header("environment-id"), alice.account) == ("env-a", "env-a")
 
 
 def test_config_needs_exactly_one_provider() -> None:
@@ -196,20 +195,23 @@ def test_config_needs_exactly_one_provider() -> None:
     assert "'s'" not in repr(parsed)
 
 
-def test_only_a_renewable_token_buffers_the_body_for_a_replay(tmp_path: Path) -> None:
+async def test_only_a_renewable_token_buffers_the_body_for_a_replay(tmp_path: Path) -> None:
     static = StaticTokenSettings(Secret("tok"))
     file = FileTokenSettings(str(tmp_path / "token"), check_interval=1.0)
     post = OutboundRequest("POST", "http://bizz.test", "/api/v1/documents", "ddName=x")
 
-    def needs_body(
-        provider: ProviderSettings, users: dict[str, ProviderSettings] | None = None
+    async def needs_body(
+        provider: ProviderSettings,
+        users: dict[str, ProviderSettings] | None = None,
+        user: str | None = None,
     ) -> bool:
         creds = {u: BizzStreamCredentials(p, "env") for u, p in (users or {}).items()}
         settings = BizzStreamAuthSettings(provider, "env", creds)
-        return BearerEnvironmentAuth(settings).needs_body(post)
+        return (await BearerEnvironmentAuth(settings).bind(user, None)).needs_body(post)
 
-    assert not needs_body(static)  # never replayed: the body streams through
-    assert not needs_body(static, {"olga": StaticTokenSettings(Secret("olga"))})
-    assert needs_body(file)
-    assert needs_body(grant_settings())
-    assert needs_body(static, {"dana": file})  # the call may be dana's: keep it
+    assert not await needs_body(static)  # never replayed: the body streams through
+    assert not await needs_body(static, {"olga": StaticTokenSettings(Secret("olga"))}, "olga")
+    assert await needs_body(file)
+    assert await needs_body(grant_settings())
+    assert await needs_body(static, {"dana": file}, "dana")  # dana's call may be replayed
+    assert not await needs_body(static, {"dana": file})  # the shared token's never is

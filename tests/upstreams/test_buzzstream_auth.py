@@ -21,7 +21,6 @@ from gateway.standins.oauth1_verify import (
     authenticate,
     base_string_uri,
 )
-from gateway.upstreams.base import CallContext
 from gateway.upstreams.buzzstream import BuzzStreamAuthSettings, OAuth1Auth, TokenPair
 from gateway.upstreams.buzzstream_tokens import (
     Pending,
@@ -34,6 +33,7 @@ from gateway.upstreams.buzzstream_tokens import (
     save_user_token,
     take_pending,
 )
+from tests.upstreams.flows import signed
 
 NOW = 1_700_000_000
 CONSUMERS = {"ck": "cs"}
@@ -66,33 +66,29 @@ def call(method: str, query: str = "", ctype: str = "", body: bytes = b"") -> Ou
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
 async def test_every_method_is_signed_two_legged(method: str) -> None:
-    auth = make()
-    ctx = CallContext(upstream="buzzstream", user=None)
-    await auth.bind(ctx)
-    prepared = await auth.prepare(call(method, "max_results=2&q=a+b%2Fc"), ctx)
-    assert verify(prepared) == "ck" == auth.account(ctx)
+    credential = await make().bind(None, None)
+    _, prepared = await signed(credential, call(method, "max_results=2&q=a+b%2Fc"))
+    assert verify(prepared) == "ck" == credential.account
 
 
 async def test_a_form_body_is_signed_and_a_json_body_is_not() -> None:
-    auth = make()
-    form = await auth.prepare(
-        call("POST", "", FORM, b"url=https%3A%2F%2Fa&name=A+B"), CallContext("b", None)
-    )
-    assert auth.needs_body(form)
+    credential = await make().bind(None, None)
+    _, form = await signed(credential, call("POST", "", FORM, b"url=https%3A%2F%2Fa&name=A+B"))
+    assert credential.needs_body(form)
     assert verify(form) == "ck"
     tampered = OutboundRequest(**{**form.__dict__, "body": b"url=https%3A%2F%2Fevil&name=A+B"})
     with pytest.raises(OAuthRefused):
         verify(tampered)
     js = call("POST", "", "application/json", b'{"url": "x"}')
-    assert not auth.needs_body(js)
-    signed = await auth.prepare(js, CallContext("b", None))
-    assert verify(OutboundRequest(**{**signed.__dict__, "body": b'{"other": 1}'})) == "ck"
+    assert not credential.needs_body(js)
+    _, prepared = await signed(credential, js)
+    assert verify(OutboundRequest(**{**prepared.__dict__, "body": b'{"other": 1}'})) == "ck"
 
 
 async def test_each_attempt_gets_a_fresh_nonce() -> None:
-    auth = make()
-    first = await auth.prepare(call("POST"), CallContext("b", None))
-    second = await auth.prepare(call("POST"), CallContext("b", None))
+    credential = await make().bind(None, None)
+    _, first = await signed(credential, call("POST"))
+    _, second = await signed(credential, call("POST"))
     assert first.header("Authorization") != second.header("Authorization")
     tokens = TokenStore()
     verify(first, tokens)
@@ -101,7 +97,7 @@ async def test_each_attempt_gets_a_fresh_nonce() -> None:
 
 async def test_unsignable_form_body_is_invalid_request() -> None:
     with pytest.raises(InvalidRequest):
-        await make().prepare(call("POST", "", FORM, b"a=\xff"), CallContext("b", None))
+        await signed(await make().bind(None, None), call("POST", "", FORM, b"a=\xff"))
 
 
 async def test_user_credentials_come_from_config_then_store_then_shared() -> None:
@@ -114,9 +110,9 @@ async def test_user_credentials_come_from_config_then_store_then_shared() -> Non
     await save_user_token(store, "alice", "stored", "ss")  # config wins over the store
     principals = {}
     for user in ("alice", "bob", "carol", None):
-        ctx = CallContext(upstream="buzzstream", user=user, store=store)
-        await auth.bind(ctx)
-        principals[user] = (verify(await auth.prepare(call("GET"), ctx), tokens), auth.account(ctx))
+        credential = await auth.bind(user, store)
+        _, prepared = await signed(credential, call("GET"))
+        principals[user] = (verify(prepared, tokens), credential.account)
     assert principals == {
         "alice": ("Pinned", "user:alice"),
         "bob": ("Stored", "user:bob"),

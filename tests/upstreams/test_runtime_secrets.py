@@ -12,7 +12,7 @@ from gateway.config_reader import Secret
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.core.secrets import REDACTED, mask_known
 from gateway.server.stores import MemoryStore
-from gateway.upstreams.base import CallContext
+from gateway.upstreams.base import AuthIO
 from gateway.upstreams.beeswax import BeeswaxAuthSettings, SessionCookieAuth
 from gateway.upstreams.buzzstream_tokens import (
     Pending,
@@ -30,6 +30,7 @@ from gateway.upstreams.tokens import (
     FileToken,
     FileTokenSettings,
 )
+from tests.upstreams.flows import answer, signed
 
 
 def fresh(kind: str) -> str:
@@ -59,7 +60,7 @@ async def test_a_granted_client_credentials_token_is_masked() -> None:
         "client_secret_basic", 30.0,
     )  # fmt: skip
     provider = ClientCredentialsToken(settings)
-    got = await provider.token(CallContext("bizzstream", None, send=grant))
+    got = await provider.token(AuthIO("bizzstream", grant))
     assert got.reveal() == token
     assert_masked(token)
 
@@ -70,7 +71,7 @@ async def test_a_token_read_from_the_token_file_is_masked(tmp_path: Path) -> Non
     path.write_text(token + "\n")
     assert mask_known(token) == token
     provider = FileToken(FileTokenSettings(str(path), check_interval=1.0))
-    assert (await provider.token(CallContext("bizzstream", None))).reveal() == token
+    assert (await provider.token(AuthIO("bizzstream"))).reveal() == token
     assert_masked(token)
 
 
@@ -82,12 +83,13 @@ async def test_every_beeswax_cookie_value_kept_is_masked() -> None:
                    ("Set-Cookie", f"k_buzz_remember={remember}; Max-Age=60"))  # fmt: skip
         return UpstreamReply(200, cookies, b'{"success": "true"}')
 
-    auth = SessionCookieAuth(BeeswaxAuthSettings("ops@example.com", Secret("pw")))
-    ctx = CallContext("beeswax", None, send=login)
-    await auth.prepare(OutboundRequest("GET", "http://bees.test", "/rest/advertiser"), ctx)
+    settings = BeeswaxAuthSettings("ops@example.com", Secret("pw"))
+    credential = await SessionCookieAuth(settings, AuthIO("beeswax", login)).bind(None, None)
+    request = OutboundRequest("GET", "http://bees.test", "/rest/advertiser")
+    flow, _ = await signed(credential, request)
     assert_masked(session, remember)
     assert mask_known(rotated) == rotated
-    auth.observe(UpstreamReply(200, (("Set-Cookie", f"k_buzz_cookie={rotated}"),)), ctx)
+    await answer(flow, UpstreamReply(200, (("Set-Cookie", f"k_buzz_cookie={rotated}"),)))
     assert_masked(rotated)
 
 
@@ -101,9 +103,9 @@ async def test_a_streamone_session_key_is_masked() -> None:
         return envelope({"id": "sid", "key": key, "timeout": 600, "user": "alice"})
 
     session = SessionSettings("alice", Secret("alice-pw"), "127.0.0.1", 60.0)
-    auth = SignedQueryAuth(StreamOneAuthSettings("application", "app", Secret("apppsk"), session))
-    ctx = CallContext("streamone", None, send=upstream)
-    await auth.prepare(OutboundRequest("POST", "http://so.test", "/api/item/view"), ctx)
+    settings = StreamOneAuthSettings("application", "app", Secret("apppsk"), session)
+    credential = await SignedQueryAuth(settings, AuthIO("streamone", upstream)).bind(None, None)
+    await signed(credential, OutboundRequest("POST", "http://so.test", "/api/item/view"))
     assert_masked(key)
 
 

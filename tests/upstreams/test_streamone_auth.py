@@ -21,7 +21,7 @@ from gateway.standins.streamone_verify import (
     response_matches,
     stored_hash,
 )
-from gateway.upstreams.base import CallContext
+from gateway.upstreams.base import AuthIO, Sender
 from gateway.upstreams.streamone import (
     SignedQueryAuth,
     StreamOneActorSettings,
@@ -29,6 +29,7 @@ from gateway.upstreams.streamone import (
     parse_auth,
 )
 from gateway.upstreams.streamone_session import SessionSettings
+from tests.upstreams.flows import answer, signed
 
 NOW = 1_700_000_000.0
 STANDIN = {"users": {"user": "psk"}, "applications": {"application": "apppsk"},
@@ -53,28 +54,33 @@ def user_auth(**kw: object) -> SignedQueryAuth:
     return SignedQueryAuth(settings, clock=lambda: NOW)
 
 
+async def prepare(auth: SignedQueryAuth, request: OutboundRequest) -> OutboundRequest:
+    """The request as the shared actor's flow first signs it."""
+    return (await signed(await auth.bind(None, None), request))[1]
+
+
 async def test_json_arguments_become_a_signed_form_body() -> None:
     auth = user_auth()
     body = json.dumps({"title": "a b", "tags": ["x", "y"], "public": True}).encode()
-    ctx = CallContext(upstream="streamone", user=None)
-    prepared = await auth.prepare(call("account=a1", "application/json", body), ctx)
+    credential = await auth.bind(None, None)
+    _, prepared = await signed(credential, call("account=a1", "application/json", body))
     assert prepared.body == b"title=a+b&tags=x%2Cy&public=1"
     assert prepared.header("Content-Type") == FORM
     assert prepared.header("Content-Length") is None  # the client computes it for the new body
     assert prepared.query.startswith("account=a1&api=3&authentication_type=user&format=json&")
     assert prepared.query.rsplit("&", 1)[1].startswith("signature=")
-    assert verify(prepared) == "user" and auth.account(ctx) == "user:user"
+    assert verify(prepared) == "user" and credential.account == "user:user"
 
 
 async def test_a_form_body_is_sent_and_signed_byte_for_byte() -> None:
     body = b"id=item1&x=%C3%A9+y"
-    prepared = await user_auth().prepare(call("timezone=UTC", FORM, body), CallContext("s", None))
+    prepared = await prepare(user_auth(), call("timezone=UTC", FORM, body))
     assert prepared.body == body
     assert verify(prepared) == "user"
 
 
 async def test_no_arguments_signs_the_trailing_ampersand() -> None:
-    prepared = await user_auth().prepare(call(), CallContext("s", None))
+    prepared = await prepare(user_auth(), call())
     assert prepared.body == b"" and prepared.header("Content-Type") is None
     assert verify(prepared) == "user"
 
@@ -87,7 +93,7 @@ async def test_no_arguments_signs_the_trailing_ampersand() -> None:
 )  # fmt: skip
 async def test_unusable_requests_are_invalid_request(query: str, ctype: str, body: bytes) -> None:
     with pytest.raises(InvalidRequest):
-        await user_auth().prepare(call(query, ctype, body), CallContext("s", None))
+        await prepare(user_auth(), call(query, ctype, body))
 
 
 SALT = "$2y$04$KUPxtN.Lr5dN.6hiiLssre"
@@ -125,49 +131,46 @@ class SessionUpstream:
         return UpstreamReply(200, (), json.dumps(envelope).encode())
 
 
-def session_auth(clock: list[float]) -> SignedQueryAuth:
+def session_auth(clock: list[float], send: Sender) -> SignedQueryAuth:
     session = SessionSettings("alice", Secret("alice-pw"), "10.0.0.1", renew_before=10.0)
     settings = StreamOneAuthSettings("application", "application", Secret("apppsk"), session)
-    return SignedQueryAuth(settings, clock=lambda: clock[0])
+    return SignedQueryAuth(settings, AuthIO("streamone", send), clock=lambda: clock[0])
 
 
 async def test_session_login_is_single_flight_and_signs_with_the_session_key() -> None:
     upstream, clock = SessionUpstream(), [NOW]
-    auth = session_auth(clock)
-    ctxs = [CallContext("streamone", None, send=upstream.send) for _ in range(10)]
-    prepared = await asyncio.gather(*(auth.prepare(call(), c) for c in ctxs))
+    credential = await session_auth(clock, upstream.send).bind(None, None)
+    started = await asyncio.gather(*(signed(credential, call()) for _ in range(10)))
+    prepared = [request for _, request in started]
     assert len(upstream.calls) == 2  # one initialize + one create for ten calls
     assert "session=sid1" in prepared[0].query
     state = AuthState(
         {"sid1": Session("sid1", "skey1", "application", {"username": "alice"}, NOW + 60)}
     )
     assert verify(prepared[0], state) == "alice"
-    assert auth.account(ctxs[0]) == "application:application/session:alice"
+    assert credential.account == "application:application/session:alice"
     gone = UpstreamReply(200, (), b'{"header": {"status": 282}, "body": null}')
-    assert all(auth.rejected(gone, c) for c in ctxs)
-    await asyncio.gather(*(auth.renew(c) for c in ctxs))
+    replays = await asyncio.gather(*(answer(flow, gone) for flow, _ in started))
+    assert None not in replays  # each judged it a rejection, and renewed
     assert len(upstream.calls) == 4
-    assert "session=sid2" in (await auth.prepare(call(), ctxs[0])).query
+    assert replays[0] is not None and "session=sid2" in replays[0].query
 
 
 async def test_sessiontimeout_keeps_the_expiry_and_renews_ahead_of_it() -> None:
     upstream, clock = SessionUpstream(), [NOW]
-    auth = session_auth(clock)
-    ctx = CallContext("streamone", None, send=upstream.send)
-    await auth.prepare(call(), ctx)
+    credential = await session_auth(clock, upstream.send).bind(None, None)
+    await signed(credential, call())
     clock[0] += 45  # 15 s left, over renew_before: no new login
-    await auth.prepare(call(), ctx)
-    auth.observe(UpstreamReply(200, (), b'{"header": {"status": 0, "sessiontimeout": 5}}'), ctx)
+    flow, _ = await signed(credential, call())
+    await answer(flow, UpstreamReply(200, (), b'{"header": {"status": 0, "sessiontimeout": 5}}'))
     assert len(upstream.calls) == 2
-    await auth.prepare(call(), ctx)  # 5 s left < renew_before
+    await signed(credential, call())  # 5 s left < renew_before
     assert len(upstream.calls) == 4
 
 
 async def test_needsv2hash_also_sends_the_v2_hash() -> None:
     upstream = SessionUpstream(needs_v2=True)
-    prepared = await session_auth([NOW]).prepare(
-        call(), CallContext("streamone", None, send=upstream.send)
-    )
+    prepared = await prepare(session_auth([NOW], upstream.send), call())
     assert len(upstream.calls) == 2 and "session=sid1" in prepared.query
 
 
@@ -177,9 +180,7 @@ async def test_needsv2hash_also_sends_the_v2_hash() -> None:
 async def test_a_salt_of_an_unknown_scheme_is_upstream_auth_failed(salt: str) -> None:
     upstream = SessionUpstream(salt=salt)
     with pytest.raises(UpstreamAuthFailed) as caught:
-        await session_auth([NOW]).prepare(
-            call(), CallContext("streamone", None, send=upstream.send)
-        )
+        await prepare(session_auth([NOW], upstream.send), call())
     assert "salt the gateway cannot use" in caught.value.detail
     assert "alice-pw" not in caught.value.detail
     assert upstream.calls == ["/api/session/initialize"]  # session/create never sent
@@ -189,9 +190,9 @@ async def test_session_login_refused_is_upstream_auth_failed() -> None:
     async def refuse(request: OutboundRequest) -> UpstreamReply:
         return UpstreamReply(200, (), b'{"header": {"status": 3}, "body": null}')
 
-    auth = session_auth([NOW])
+    auth = session_auth([NOW], refuse)
     with pytest.raises(UpstreamAuthFailed):
-        await auth.prepare(call(), CallContext("streamone", None, send=refuse))
+        await prepare(auth, call())
 
 
 def test_config_sessions_need_an_application_and_users_are_actors() -> None:
@@ -217,20 +218,17 @@ def test_config_sessions_need_an_application_and_users_are_actors() -> None:
 )
 async def test_session_calls_stay_below_the_base_path(path: str, root: str) -> None:
     upstream, clock = SessionUpstream(), [NOW]
-    auth = session_auth(clock)
+    auth = session_auth(clock, upstream.send)
     request = OutboundRequest("POST", "http://so.test", path)
-    prepared = await auth.prepare(request, CallContext("streamone", None, send=upstream.send))
+    prepared = await prepare(auth, request)
     assert upstream.calls == [f"{root}/session/initialize", f"{root}/session/create"]
     assert prepared.path == path and "session=sid1" in prepared.query
 
 
 async def test_a_session_call_of_another_shape_is_refused_before_a_login() -> None:
     upstream = SessionUpstream()
-    auth = session_auth([NOW])
+    auth = session_auth([NOW], upstream.send)
     for path in ("/api/item", "/api/item/view/extra", "/v3/item/view"):
         with pytest.raises(InvalidRequest):
-            await auth.prepare(
-                OutboundRequest("POST", "http://so.test", path),
-                CallContext("streamone", None, send=upstream.send),
-            )
+            await prepare(auth, OutboundRequest("POST", "http://so.test", path))
     assert upstream.calls == []

@@ -29,7 +29,7 @@ from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.core.problem import Problem
 from gateway.core.secrets import remember_secret
 from gateway.errors import InvalidRequest, UpstreamAuthFailed, UpstreamError
-from gateway.upstreams.base import CallContext, UpstreamSpec
+from gateway.upstreams.base import AuthIO, Flow, KeyValueStore, UpstreamSpec
 from gateway.upstreams.onboarding import (
     PRINTABLE,
     Approval,
@@ -67,53 +67,38 @@ def parse_auth(section: Section) -> ToyAuthSettings:
     return settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Bearer:
+    """The credential of one call (``Credential``): a bearer token, never renewed."""
+
     account: str
     token: str
 
     def __repr__(self) -> str:
         return f"Bearer(account={self.account!r})"
 
-
-class ToyAuth:
-    """The current auth interface (``UpstreamAuth``), cut to a bearer token."""
-
-    def __init__(self, settings: ToyAuthSettings) -> None:
-        self._shared = Bearer("shared", settings.token.reveal())
-
-    async def bind(self, ctx: CallContext) -> None:
-        ctx.credential = self._shared
-        if ctx.user and ctx.store is not None:
-            found = await load_user(ctx.store, PREFIX, ctx.user, "access_token")
-            if found is not None:
-                ctx.credential = Bearer(f"user:{ctx.user}", found[0])
-
-    def _bearer(self, ctx: CallContext) -> Bearer:
-        return ctx.credential if isinstance(ctx.credential, Bearer) else self._shared
-
     def needs_body(self, request: OutboundRequest) -> bool:
         return False
 
-    async def prepare(self, request: OutboundRequest, ctx: CallContext) -> OutboundRequest:
-        bearer = self._bearer(ctx)
-        ctx.account = bearer.account
-        return request.with_header("Authorization", f"Bearer {bearer.token}")
-
-    def observe(self, reply: UpstreamReply, ctx: CallContext) -> None:
-        return None
-
-    def wants_body(self, status: int) -> bool:
+    def requires_reply_body(self, status: int) -> bool:
         return False
 
-    def rejected(self, reply: UpstreamReply, ctx: CallContext) -> bool:
-        return False
+    async def flow(self, request: OutboundRequest) -> Flow:
+        yield request.with_header("Authorization", f"Bearer {self.token}")
 
-    async def renew(self, ctx: CallContext) -> None:
-        return None
 
-    def account(self, ctx: CallContext) -> str:
-        return self._bearer(ctx).account
+class ToyAuth:
+    """The auth interface (``UpstreamAuth``): the user's onboarded token, else the shared one."""
+
+    def __init__(self, settings: ToyAuthSettings, io: AuthIO) -> None:
+        self._shared = Bearer("shared", settings.token.reveal())
+
+    async def bind(self, user: str | None, store: KeyValueStore | None) -> Bearer:
+        if user and store is not None:
+            found = await load_user(store, PREFIX, user, "access_token")
+            if found is not None:
+                return Bearer(f"user:{user}", found[0])
+        return self._shared
 
 
 def parse_error(reply: UpstreamReply) -> Problem | None:
