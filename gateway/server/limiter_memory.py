@@ -49,6 +49,8 @@ class MemoryLimiter:
         self._count = 0
 
     def status(self) -> str:
+        if self._share > 1:  # server.workers processes split this replica's quotas
+            return f"memory (limits are per process: 1/{self._share} of each in this one)"
         return "memory (limits are per process)"
 
     async def start(self) -> None:

@@ -32,6 +32,11 @@ async def test_without_redis_each_worker_takes_its_share(workers: int, expected:
     limiter = create_limiter(config, None, create_metrics(), workers=workers)
     # a burst of 12 a minute for the replica: 12 / workers in each worker
     assert await allowed(limiter) == expected
+    assert limiter.status() == (
+        "memory (limits are per process)"
+        if workers == 1
+        else f"memory (limits are per process: 1/{workers} of each in this one)"
+    )
 
 
 @pytest.fixture
