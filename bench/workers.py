@@ -8,7 +8,7 @@ load generator, nginx and the gateway share this machine's cores, so the
 ratio understates what a second core gives a gateway that has them alone.
 
 Needs ``nginx`` and ``wrk`` on the PATH. ``.venv/bin/python bench/workers.py
-[--rounds N] [--seconds S]``.
+[--rounds N] [--seconds S] [--quick]``.
 """
 
 from __future__ import annotations
@@ -90,7 +90,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="1 round of 1 s (a smoke test)")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.seconds = 1, 1
     workdir = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     nginx, upstream = start_nginx(workdir)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_URL")}
@@ -105,7 +108,7 @@ def main() -> None:
                 gw = launch_gateway({**env, "GATEWAY_WORKERS": str(workers)})
                 try:
                     time.sleep(2.0)  # every worker up (the harness waits for one)
-                    wrk(gw.url + PATH, 2)  # warm-up: pools, caches
+                    wrk(gw.url + PATH, min(2, args.seconds))  # warm-up: pools, caches
                     before = cpu_seconds(gw.url)
                     rate, p50 = wrk(gw.url + PATH, args.seconds)
                     cpu_us = (cpu_seconds(gw.url) - before) / (rate * args.seconds) * 1e6

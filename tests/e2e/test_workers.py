@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import threading
 import time
@@ -27,6 +29,7 @@ from tests.harness import (
     free_port,
     gateway_env,
     launch_gateway,
+    run_bench,
 )
 
 pytestmark = pytest.mark.e2e
@@ -166,3 +169,13 @@ def test_sigterm_drains_every_worker_and_exits_0(pod: tuple[Gateway, str]) -> No
     stopped = [line for line in gw.log_lines() if line.get("event") == "worker_stopped"]
     assert sorted(line["worker"] for line in stopped) == [0, 1]
     assert all(line["exit_code"] == 0 for line in stopped)
+
+
+@pytest.mark.skipif(
+    not (shutil.which("wrk") and (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"))),
+    reason="bench/workers.py needs wrk and nginx",
+)
+def test_the_workers_bench_runs() -> None:
+    out = run_bench("workers.py")
+    assert re.search(r"round 1 workers=2: [\d,]+ req/s", out), out
+    assert re.search(r"ratio \d+\.\d\dx", out), out
