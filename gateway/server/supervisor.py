@@ -217,6 +217,13 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.publish()
         runner = await self._start_ops()
+        if self.config.token_store_key is None:
+            log.warning(
+                "token_store_key_per_worker",
+                detail="token_store_key is unset: each worker encrypts stored user tokens "
+                "with a key of its own, so a token one worker stored is unreadable by the "
+                "others; set token_store_key with server.workers > 1",
+            )
         log.info(
             "supervisor_started",
             workers=len(self.slots),

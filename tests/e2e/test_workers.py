@@ -171,6 +171,33 @@ def test_sigterm_drains_every_worker_and_exits_0(pod: tuple[Gateway, str]) -> No
     assert all(line["exit_code"] == 0 for line in stopped)
 
 
+def test_sighup_reaches_every_worker(pod: tuple[Gateway, str]) -> None:
+    gw, _ = pod
+    gw.proc.send_signal(signal.SIGHUP)
+
+    def reloaded() -> set[int]:
+        return {line["worker"] for line in gw.log_lines() if line.get("event") == "config_reloaded"}
+
+    wait_for(lambda: reloaded() == {0, 1}, "both workers reloaded")
+    send(gw, 4)  # still serving
+
+
+def test_workers_leave_when_the_supervisor_is_killed(pod: tuple[Gateway, str]) -> None:
+    gw, _ = pod
+    pids = worker_pids(gw)
+    gw.proc.kill()  # SIGKILL: no drain forwarded, the workers must notice on their own
+    gw.proc.wait(5)
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(lambda: all(gone(pid) for pid in pids.values()), "the orphaned workers gone", 10)
+
+
 @pytest.mark.skipif(
     not (shutil.which("wrk") and (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"))),
     reason="bench/workers.py needs wrk and nginx",
