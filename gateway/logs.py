@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 
+from gateway.core.jsonfast import dumps_str
 from gateway.core.secrets import mask_known, remember_configured
 
 REDACTED = "[redacted]"
@@ -95,7 +96,9 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """JSON lines (or console lines on a terminal) on stdout, at ``level`` and above."""
     use_console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
     renderer: Any = (
-        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer()
+        if use_console
+        else structlog.processors.JSONRenderer(serializer=dumps_str)  # orjson
     )
     numeric = logging.getLevelNamesMapping()[level.upper()]
     shared: list[Any] = [

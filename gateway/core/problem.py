@@ -12,10 +12,11 @@ upstream can make an error body grow without bound or break JSON encoding.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from gateway.core.jsonfast import dumps
 
 # ``type`` is ``<problem_base_url>/<code>``; the deployment sets the base (config
 # ``problem_base_url``, by default ``<public_url>/problems``, which the gateway serves).
@@ -160,6 +161,4 @@ class Problem:
         return body
 
     def to_json(self, *, instance: str, request_id: str, base: str = DEFAULT_PROBLEM_BASE) -> bytes:
-        return json.dumps(
-            self.to_dict(instance=instance, request_id=request_id, base=base), ensure_ascii=False
-        ).encode()
+        return dumps(self.to_dict(instance=instance, request_id=request_id, base=base))
