@@ -61,6 +61,8 @@ WORKERS_KEY = "workers"  # the worker-processes setting (issue 12 part 3)
 BIZZ_GET = "/bizzstream/api/v1/documents?ddName=bench"
 WIDE = {"name": "bench", "limit": 1_000_000_000, "period": "1s", "on_exceed": "reject"}
 TICK = os.sysconf("SC_CLK_TCK")
+PHASES = {"load": "32 connections", "c1": "1 connection", "open": "open loop ½ B",
+          "open_c": "open loop ½ C"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -168,35 +170,23 @@ class Load:
         version = "" if self.wrk is None else _wrk_version(self.wrk)
         self.closed_kind = f"wrk {version}" if self.wrk else "bench/loadgen.py closed (no wrk)"
 
-    def _script(self, setup: Setup, limit: int | None = None) -> Path:
+    def _script(self, setup: Setup) -> Path:
         lines = [f'wrk.method = "{setup.method}"']
         if setup.body:
             lines.append(f"wrk.body = {json.dumps(setup.body.decode())}")
         lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in setup.headers.items()]
-        if limit is not None:  # one thread: stop after `limit` answers
-            lines += [
-                "local n = 0",
-                "function response(status, headers, body)",
-                "  n = n + 1",
-                f"  if n >= {limit} then wrk.thread:stop() end",
-                "end",
-            ]
-        path = self.tmp / f"{setup.key}-{limit}.lua"
+        path = self.tmp / f"{setup.key}.lua"
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def closed(
-        self, setup: Setup, conns: int, seconds: float, limit: int | None = None
-    ) -> dict[str, Any]:
+    def closed(self, setup: Setup, conns: int, seconds: float) -> dict[str, Any]:
         if self.wrk is None:
             args = ["--conns", str(conns), "--seconds", str(seconds)]
-            return self._loadgen(
-                setup, "closed", args + ([] if limit is None else ["--requests", str(limit)])
-            )
+            return self._loadgen(setup, "closed", args)
         seconds = max(1, round(seconds))  # wrk takes whole seconds
         args = [self.wrk, f"-c{conns}", "-t1", f"-d{seconds}s", "--latency", "--timeout", "10s",
-                "-s", str(self._script(setup, limit)), setup.url + setup.path]  # fmt: skip
-        out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 900)
+                "-s", str(self._script(setup)), setup.url + setup.path]  # fmt: skip
+        out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
         if out.returncode != 0:
             raise RuntimeError(f"wrk failed: {out.stderr[-500:]}")
         return parse_wrk(out.stdout)
@@ -592,9 +582,13 @@ def report(bench: Bench) -> list[str]:
             "per pipeline the server receives)"
         )
     for setup in bench.setups:
-        bad = sum(r.get("non2xx", 0) + r.get("errors", 0) for rs in setup.runs.values() for r in rs)
-        if bad:
-            lines.append(f"{setup.key}: {bad} non-2xx answers or errors during the runs")
+        bad = {
+            PHASES[phase]: sum(r.get("non2xx", 0) + r.get("errors", 0) for r in runs)
+            for phase, runs in setup.runs.items()
+        }
+        if any(bad.values()):
+            each = ", ".join(f"{n:,} at {phase}" for phase, n in bad.items() if n)
+            lines.append(f"{setup.key}: non-2xx answers or errors: {each} (all rounds)")
         sent_late = [r["send_lag_p99_ms"] for r in setup.runs.get("open", [])]
         if setup.key == "A" and sent_late:
             lines.append(
@@ -608,23 +602,29 @@ def report(bench: Bench) -> list[str]:
 
 
 def soak(bench: Bench, total: int, step: int = 50_000) -> list[str]:
+    """``total`` more requests through C in runs of about ``step`` (sized from the last
+    run's rate: wrk stops on time, not on a count), RSS after each."""
     c = next(x for x in bench.setups if x.key == "C")
     assert c.proc is not None
+    conns = bench.s.connections
     lines = [
-        f"soak: {total:,} requests through C ({bench.load.closed_kind}, 32 connections), "
-        f"RSS every {step:,}"
+        f"soak: {total:,} requests through C ({bench.load.closed_kind}, {conns} connections), "
+        f"RSS about every {step:,}"
     ]
     samples = [(served(c), rss_mb(c.proc.pid))]
+    rate = bench.load.closed(c, conns, 2)["rps"]
     done = 0
     while done < total:
         n = min(step, total - done)
-        result = bench.load.closed(c, 32, 3600, limit=n)
+        result = bench.load.closed(c, conns, max(1.0, n / max(rate, 1.0)))
         done += result["requests"]
+        rate = result["rps"]
         samples.append((served(c), rss_mb(c.proc.pid)))
         print(f"  served {samples[-1][0]:>9,}  RSS {samples[-1][1]:6.1f} MB", flush=True)
     half = samples[len(samples) // 2][1]
     growth = samples[-1][1] - half
     ok = samples[-1][1] <= 80 and growth <= 2.0
+    lines += [f"  served {count:>9,}  RSS {mb:6.1f} MB" for count, mb in samples]
     lines.append(
         f"  RSS at the end {samples[-1][1]:.1f} MB, {growth:+.1f} MB over the second half: "
         f"{verdict(ok)} (≤ 80 MB and flat: ≤ +2 MB over the second half)"
