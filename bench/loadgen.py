@@ -98,6 +98,7 @@ class Generator:
         self.backlog: deque[float] = deque()
         self.latencies: list[float] = []
         self.non2xx = self.errors = self.opened = self.outstanding = 0
+        self.statuses: dict[int, int] = {}  # non-2xx answers by status
         self.closed_loop_until: float | None = None  # closed loop: resend until then
         self.limit: int | None = None  # closed loop: stop after this many answers
 
@@ -111,6 +112,7 @@ class Generator:
         self.outstanding -= 1
         if not 200 <= status < 300:
             self.non2xx += 1
+            self.statuses[status] = self.statuses.get(status, 0) + 1
         if self.closed_loop_until is not None:
             done = self.limit is not None and len(self.latencies) >= self.limit
             if now < self.closed_loop_until and not done:
@@ -191,7 +193,8 @@ async def open_loop(
     lags.sort()
     return {
         "mode": "open", "rate": rate, "sent": total, "answered": len(gen.latencies),
-        "non2xx": gen.non2xx, "errors": gen.errors, "conns": gen.opened,
+        "non2xx": gen.non2xx, "statuses": gen.statuses, "errors": gen.errors,
+        "conns": gen.opened,
         "achieved_rps": round(len(gen.latencies) / took, 1),
         "send_lag_p99_ms": round(lags[int(0.99 * (len(lags) - 1))] * 1000, 3),
         **percentiles(gen.latencies),

@@ -586,8 +586,16 @@ def report(bench: Bench) -> list[str]:
             PHASES[phase]: sum(r.get("non2xx", 0) + r.get("errors", 0) for r in runs)
             for phase, runs in setup.runs.items()
         }
+        statuses: dict[str, int] = {}
+        for r in (r for runs in setup.runs.values() for r in runs):
+            for code, n in r.get("statuses", {}).items():
+                statuses[code] = statuses.get(code, 0) + n
         if any(bad.values()):
             each = ", ".join(f"{n:,} at {phase}" for phase, n in bad.items() if n)
+            if statuses:
+                each += "; statuses seen by the open loop: " + ", ".join(
+                    f"{code}: {n:,}" for code, n in sorted(statuses.items())
+                )
             lines.append(f"{setup.key}: non-2xx answers or errors: {each} (all rounds)")
         sent_late = [r["send_lag_p99_ms"] for r in setup.runs.get("open", [])]
         if setup.key == "A" and sent_late:
@@ -612,8 +620,8 @@ def soak(bench: Bench, total: int, step: int = 50_000) -> list[str]:
         f"RSS about every {step:,}"
     ]
     samples = [(served(c), rss_mb(c.proc.pid))]
-    rate = bench.load.closed(c, conns, 2)["rps"]
-    done = 0
+    probe = bench.load.closed(c, conns, 2)  # the rate that sizes the first run
+    rate, done = probe["rps"], probe["requests"]
     while done < total:
         n = min(step, total - done)
         result = bench.load.closed(c, conns, max(1.0, n / max(rate, 1.0)))
