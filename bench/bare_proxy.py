@@ -2,19 +2,22 @@
 
 One aiohttp server and one shared ClientSession; every request goes to
 ``--upstream`` + its path and query, the reply is streamed back. No auth, no
-limits, no logs, no metrics: what any aiohttp proxy costs. ``--loop uvloop``
-runs it on uvloop (the harness picks what the gateway runs on).
+limits, no logs, no metrics: what any aiohttp proxy costs. It runs on the
+gateway's own event loop (``gateway.eventloop.run``: uvloop when installed).
 
-    python bench/bare_proxy.py --port 8090 --upstream http://127.0.0.1:8091 [--loop uvloop]
+    python bench/bare_proxy.py --port 8090 --upstream http://127.0.0.1:8091
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 
 import aiohttp
 from aiohttp import web
+
+from gateway import eventloop
 
 HOP = frozenset(
     "connection keep-alive proxy-authenticate proxy-authorization te trailer "
@@ -49,21 +52,27 @@ async def session_ctx(app: web.Application):  # type: ignore[no-untyped-def]
         yield
 
 
+async def serve(port: int, upstream: str) -> None:
+    app = web.Application()
+    app[UPSTREAM] = upstream.rstrip("/")
+    app.cleanup_ctx.append(session_ctx)
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
-    if args.loop == "uvloop":
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    app = web.Application()
-    app[UPSTREAM] = args.upstream.rstrip("/")
-    app.cleanup_ctx.append(session_ctx)
-    app.router.add_route("*", "/{tail:.*}", proxy)
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+    eventloop.run(serve(args.port, args.upstream))
 
 
 if __name__ == "__main__":

@@ -53,11 +53,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.upstream import Upstream, start_upstream  # noqa: E402
+from gateway import eventloop  # noqa: E402
 from gateway.devrun import STANDIN_CREDENTIALS  # noqa: E402
 from tests.harness import CONFIG, RedisServer, free_port, start_redis, wait_port  # noqa: E402
 
 LOADGEN = ROOT / "bench" / "loadgen.py"
-WORKERS_KEY = "workers"  # the worker-processes setting (issue 12 part 3)
+WORKERS = ("server", "workers")  # the worker-processes setting (issue 12, item 3)
 BIZZ_GET = "/bizzstream/api/v1/documents?ddName=bench"
 WIDE = {"name": "bench", "limit": 1_000_000_000, "period": "1s", "on_exceed": "reject"}
 TICK = os.sysconf("SC_CLK_TCK")
@@ -152,10 +153,18 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def uses_uvloop(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        return "uvloop" in Path(f"/proc/{pid}/maps").read_text()
-    return False
+def started_loop(log: Path) -> str | None:
+    """The event loop a gateway's ``started`` log line names (``event_loop``)."""
+    for line in log.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and entry.get("event") == "started":
+                return str(entry.get("event_loop"))
+    return None
+
+
+def with_workers(data: dict[str, Any]) -> None:
+    data.setdefault(WORKERS[0], {})[WORKERS[1]] = 2
 
 
 # --- load: wrk, or bench/loadgen.py ----------------------------------------------
@@ -359,24 +368,26 @@ class Bench:
                    headers={"Content-Type": "application/json"},
                    target=Target(0.55, 0.8, None, 80.0)), lambda d: None, plain),
         ]  # fmt: skip
-        two = gateway_config(self.tmp, "C2", lambda d: d.__setitem__(WORKERS_KEY, 2))
+        two = gateway_config(self.tmp, "C2", with_workers)
         if workers and accepts(two, plain):
             c2 = Setup("C2", "gateway, as C, 2 workers", free_port(),
                        target=Target(1.7, None, None, 80.0, versus="C"))  # fmt: skip
-            wanted.append((c2, lambda d: d.__setitem__(WORKERS_KEY, 2), plain))
+            wanted.append((c2, with_workers, plain))
         else:
             self.notes.append(
-                f"C, 2 workers: not run: this gateway does not accept `{WORKERS_KEY}: 2` "
-                "(hook: WORKERS_KEY in bench/speed.py)"
+                f"C, 2 workers: not run: this gateway does not accept `{'.'.join(WORKERS)}: 2`"
+                " (the key is WORKERS in bench/speed.py)"
             )
         for setup, change, env in wanted:
             spawn_gateway(setup, gateway_config(self.tmp, setup.key, change), env, self.tmp)
             self.setups.append(setup)
         for setup in self.setups:
             wait_healthy(setup, self.tmp)
-        gw = self.setups[0]
-        assert gw.proc is not None
-        self.loop_name = "uvloop" if uses_uvloop(gw.proc.pid) else "asyncio"
+        loops = {started_loop(self.tmp / f"gateway-{x.key}.log") for x in self.setups}
+        self.loop_name = "/".join(sorted(str(x) for x in loops))  # None: an older gateway
+        if loops - {eventloop.loop_name()}:
+            self.notes.append(f"the gateways said event_loop={loops}; the bare proxy ran on "
+                              f"{eventloop.loop_name()}")  # fmt: skip
 
     def start_fixed(self) -> None:
         """A (nginx direct) and B (the bare proxy, on the gateway's loop) go first in the table."""
@@ -385,11 +396,11 @@ class Bench:
         )
         a.root_pids = self.upstream.pids
         port = free_port()
-        b = Setup("B", f"bare aiohttp proxy ({self.loop_name})", port)
+        b = Setup("B", f"bare aiohttp proxy ({eventloop.loop_name()})", port)
         with (self.tmp / "bare.log").open("wb") as log:
             b.proc = subprocess.Popen(
                 [sys.executable, str(ROOT / "bench" / "bare_proxy.py"), "--port", str(port),
-                 "--upstream", self.upstream.url, "--loop", self.loop_name],
+                 "--upstream", self.upstream.url],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         b.root_pids = [b.proc.pid]
@@ -541,9 +552,9 @@ def header(bench: Bench, s: Settings) -> list[str]:
     return [
         f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {cpu}, nproc {os.cpu_count()}, "
         f"load average {os.getloadavg()[0]:.2f} at the end",
-        f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}; event loop of the "
-        f"gateway and the bare proxy: {bench.loop_name} "
-        f"({'uvloop in use' if bench.loop_name == 'uvloop' else 'uvloop not in use'})",
+        f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}; event loop: "
+        f"{bench.loop_name} in the gateways (their 'started' line), {eventloop.loop_name()} in "
+        f"the bare proxy: uvloop {'in use' if 'uvloop' in bench.loop_name else 'not in use'}",
         f"upstream: {bench.upstream.kind}; closed-loop load: {bench.load.closed_kind}, "
         f"{s.connections} connections, 1 thread, {s.seconds:g} s per setup per round; one "
         f"connection: {s.c1_seconds:g} s; open loop: bench/loadgen.py (Python asyncio, latency "
