@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from types import MappingProxyType
 
 # What the gateway can decode, in the order it prefers them at equal q-values.
 DECODABLE = ("gzip", "deflate")
-_ALIASES = {"x-gzip": "gzip"}
+_ALIASES = MappingProxyType({"x-gzip": "gzip"})
 
 
 def _qvalue(params: list[str]) -> float:

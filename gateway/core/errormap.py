@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from email.utils import parsedate_to_datetime
+from types import MappingProxyType
 from typing import Any
 
 from gateway.core.messages import UpstreamReply
@@ -36,21 +37,23 @@ MAX_ERROR_BODY = 64 * 1024  # the parser reads at most this prefix of an error b
 DEFAULT_RETRY_AFTER = 1.0  # seconds, when an upstream refuses for quota without saying how long
 MAX_RETRY_AFTER = 86400.0
 
-STATUS_CODES: dict[int, str] = {
-    400: "validation_failed",
-    401: "upstream_auth_failed",  # the driver already renewed once, or could not
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "validation_failed",
-    409: "conflict",
-    410: "not_found",
-    412: "conflict",
-    413: "payload_too_large",
-    415: "validation_failed",
-    422: "validation_failed",
-    429: "rate_limited",
-}
+STATUS_CODES: Mapping[int, str] = MappingProxyType(
+    {
+        400: "validation_failed",
+        401: "upstream_auth_failed",  # the driver already renewed once, or could not
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        406: "validation_failed",
+        409: "conflict",
+        410: "not_found",
+        412: "conflict",
+        413: "payload_too_large",
+        415: "validation_failed",
+        422: "validation_failed",
+        429: "rate_limited",
+    }
+)
 
 # Markup: a page, not a message.
 _MARKUP = re.compile(r"(?i)<\s*(?:!doctype|html|head|body|script|style|iframe|\?xml)\b")

@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from gateway.core.messages import Headers, UpstreamReply, header_drop, header_get, header_set
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = MappingProxyType({"http": 80, "https": 443})
 # RFC 9110 §7.2: Host = uri-host [ ":" port ], a DNS name or IPv4 address, or an
 # IP-literal in brackets; nothing else may stand in a URL's authority.
 _HOST = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")

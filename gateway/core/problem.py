@@ -13,7 +13,9 @@ upstream can make an error body grow without bound or break JSON encoding.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 from gateway.core.jsonfast import dumps
@@ -24,47 +26,52 @@ DEFAULT_PROBLEM_BASE = "http://127.0.0.1:8080/problems"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 # code -> (default status, title)
-CATALOGUE: dict[str, tuple[int, str]] = {
-    "invalid_request": (400, "Invalid request"),
-    "caller_unauthorized": (401, "Caller not authorized"),
-    "unknown_upstream": (404, "Unknown upstream"),
-    "payload_too_large": (413, "Payload too large"),
-    "validation_failed": (422, "Validation failed"),
-    "not_found": (404, "Not found"),
-    "forbidden": (403, "Forbidden"),
-    "method_not_allowed": (405, "Method not allowed"),
-    "conflict": (409, "Conflict"),
-    "rate_limited": (429, "Rate limited"),
-    "upstream_auth_failed": (502, "Upstream authentication failed"),
-    "upstream_error": (502, "Upstream error"),
-    "upstream_unavailable": (503, "Upstream unavailable"),
-    "upstream_timeout": (504, "Upstream timeout"),
-    "internal_error": (500, "Internal error"),
-}
+CATALOGUE: Mapping[str, tuple[int, str]] = MappingProxyType(
+    {
+        "invalid_request": (400, "Invalid request"),
+        "caller_unauthorized": (401, "Caller not authorized"),
+        "unknown_upstream": (404, "Unknown upstream"),
+        "payload_too_large": (413, "Payload too large"),
+        "validation_failed": (422, "Validation failed"),
+        "not_found": (404, "Not found"),
+        "forbidden": (403, "Forbidden"),
+        "method_not_allowed": (405, "Method not allowed"),
+        "conflict": (409, "Conflict"),
+        "rate_limited": (429, "Rate limited"),
+        "upstream_auth_failed": (502, "Upstream authentication failed"),
+        "upstream_error": (502, "Upstream error"),
+        "upstream_unavailable": (503, "Upstream unavailable"),
+        "upstream_timeout": (504, "Upstream timeout"),
+        "internal_error": (500, "Internal error"),
+    }
+)
 
 # code -> when it is used (the catalogue of docs/contract.md §3, served at /problems/<code>)
-DESCRIPTIONS: dict[str, str] = {
-    "invalid_request": "The request to the gateway is malformed: a bad path, unusable "
-    "arguments, a body that cannot be read.",
-    "caller_unauthorized": "Caller authentication is configured and failed.",
-    "unknown_upstream": "No such upstream (or no such path on the gateway).",
-    "payload_too_large": "The body is over the configured limit.",
-    "validation_failed": "The upstream rejected the input (400 or 422).",
-    "not_found": "The upstream says the resource or action does not exist.",
-    "forbidden": "The upstream account lacks rights for this action.",
-    "method_not_allowed": "The upstream or the gateway refuses the method.",
-    "conflict": "A conflict, including Beeswax strict-mode warnings and StreamOne *ALREADY* codes.",
-    "rate_limited": "The gateway (source: gateway) or the upstream (source: upstream) refused "
-    "the call for quota; Retry-After says when to come back.",
-    "upstream_auth_failed": "The upstream rejected the gateway's credentials even after one "
-    "renewal.",
-    "upstream_error": "The upstream answered 5xx, a body that cannot be parsed, or a status the "
-    "gateway cannot map.",
-    "upstream_unavailable": "The connection failed, the circuit is open, the upstream is in "
-    "read-only mode, or the gateway is shutting down.",
-    "upstream_timeout": "No answer came within the timeout.",
-    "internal_error": "A fault in the gateway itself, logged with the request id.",
-}
+DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "invalid_request": "The request to the gateway is malformed: a bad path, unusable "
+        "arguments, a body that cannot be read.",
+        "caller_unauthorized": "Caller authentication is configured and failed.",
+        "unknown_upstream": "No such upstream (or no such path on the gateway).",
+        "payload_too_large": "The body is over the configured limit.",
+        "validation_failed": "The upstream rejected the input (400 or 422).",
+        "not_found": "The upstream says the resource or action does not exist.",
+        "forbidden": "The upstream account lacks rights for this action.",
+        "method_not_allowed": "The upstream or the gateway refuses the method.",
+        "conflict": "A conflict, including Beeswax strict-mode warnings and StreamOne "
+        "*ALREADY* codes.",
+        "rate_limited": "The gateway (source: gateway) or the upstream (source: upstream) refused "
+        "the call for quota; Retry-After says when to come back.",
+        "upstream_auth_failed": "The upstream rejected the gateway's credentials even after one "
+        "renewal.",
+        "upstream_error": "The upstream answered 5xx, a body that cannot be parsed, or a status "
+        "the gateway cannot map.",
+        "upstream_unavailable": "The connection failed, the circuit is open, the upstream is in "
+        "read-only mode, or the gateway is shutting down.",
+        "upstream_timeout": "No answer came within the timeout.",
+        "internal_error": "A fault in the gateway itself, logged with the request id.",
+    }
+)
 
 MAX_DETAIL = 300
 MAX_NAME = 100  # upstream_code, validation error field names
