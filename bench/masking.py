@@ -1,12 +1,13 @@
 """Benchmark of secret masking under rotating credentials (issue 10, items 4 and 5).
 
-Every Beeswax cookie rotation registers one more run-time secret
-(``gateway.core.secrets``), and every log line and problem body is masked
-against all known secrets. Two parts, in one run:
+Every Beeswax cookie rotation remembers one more run-time secret in the app's
+masker (``gateway.core.secrets.SecretMasker``), and every log line and problem
+body is masked against all known secrets. Two parts, in one run:
 
 1. **In process**: ``--rotations`` times, the real Beeswax cookie jar stores a
-   new ``Set-Cookie`` (which registers the value), then one request log line
-   goes through the real structlog pipeline (``redact_secrets``) to
+   new ``Set-Cookie`` (which remembers the value in the masker), then one
+   request log line goes through the real structlog pipeline (its
+   ``SecretRedactor`` holding that masker) to
    ``/dev/null``; the loop yields after each rotation while a monitor task
    measures how late the event loop wakes it (the lag a gateway's callers
    would see). Prints the time per rotation, the loop lag (p99, max), the RSS
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.harness starts the processes
 
 from gateway import logs  # noqa: E402
-from gateway.core import secrets  # noqa: E402
+from gateway.core.secrets import SecretMasker  # noqa: E402
 from gateway.upstreams.beeswax_cookies import CookieJar  # noqa: E402
 from tests.harness import gateway_env, launch_gateway, launch_standins  # noqa: E402
 
@@ -89,20 +90,20 @@ class LagMonitor:
         self._task.cancel()
 
 
-def log_to_devnull() -> None:
-    """The gateway's log pipeline (JSON, redacted), writing to /dev/null."""
+def log_to_devnull(masker: SecretMasker) -> None:
+    """The gateway's log pipeline (JSON, redacted with ``masker``), writing to /dev/null."""
     saved = sys.stdout
     sys.stdout = open(os.devnull, "w")  # kept open for the whole run
     try:
-        logs.configure_logging("info", "json")
+        logs.configure_logging("info", "json", masker)
     finally:
         sys.stdout = saved
 
 
-async def in_process(rotations: int) -> None:
+async def in_process(rotations: int, masker: SecretMasker) -> None:
     log = logs.get_logger("bench")
-    logs.register_secrets([CONFIGURED])
-    jar = CookieJar()
+    masker.remember_configured([CONFIGURED])
+    jar = CookieJar(masker=masker)
     for i in range(20):  # warm up: structlog's first lines
         log.info("warm-up", n=i)
     rss_start, _ = rss_kib()
@@ -122,18 +123,17 @@ async def in_process(rotations: int) -> None:
     rss_end, rss_peak = rss_kib()
     started = time.perf_counter()
     for _ in range(1000):
-        secrets.mask_known(LINE)
+        masker.mask(LINE)
     line_us = (time.perf_counter() - started) * 1000
-    masked = CONFIGURED not in secrets.mask_known(f"x {CONFIGURED} x")
+    masked = CONFIGURED not in masker.mask(f"x {CONFIGURED} x")
     print(f"in process, {rotations:,} rotations, {len(LINE)}-character lines")
     print(f"  per rotation (register + one log line): mean {statistics.mean(per) * 1e6:.0f} us, "
           f"max {max(per) * 1e3:.1f} ms")  # fmt: skip
     print(f"  loop lag: p99 {pct(lag.lags, 0.99) * 1e3:.2f} ms, max {max(lag.lags) * 1e3:.2f} ms")
     print(f"  RSS: start {mib(rss_start)}, end {mib(rss_end)}, peak {mib(rss_peak)}")
     print(f"  RSS after rotations {'; '.join(steps)}")
-    known = secrets.snapshot()
-    print(f"  known secrets at the end: {len(known.runtime):,} run-time, "
-          f"{len(known.configured)} configured")  # fmt: skip
+    print(f"  known secrets at the end: {masker.runtime:,} run-time, "
+          f"{masker.configured} configured")  # fmt: skip
     print(f"  masking one line with the registry full: {line_us:.1f} us")
     print(f"  configured secret still masked: {'yes' if masked else 'NO'}")
 
@@ -192,8 +192,9 @@ def main() -> None:
     parser.add_argument("--skip-e2e", action="store_true", help="only the in-process part")
     args: Any = parser.parse_args()
     rotations = 200 if args.quick else args.rotations
-    log_to_devnull()
-    asyncio.run(in_process(rotations))
+    masker = SecretMasker()  # the app's, as `gateway run` makes it
+    log_to_devnull(masker)
+    asyncio.run(in_process(rotations, masker))
     if not args.skip_e2e:
         asyncio.run(end_to_end(rotations))
 

@@ -23,10 +23,11 @@ from structlog.contextvars import bind_contextvars
 
 from gateway import __version__, eventloop
 from gateway.config import DEFAULT_LISTEN, GatewayConfig, load_config, parse_listen
+from gateway.core.secrets import SecretMasker
 from gateway.errors import ConfigError
 from gateway.logs import configure_logging, get_logger, log_settings
 from gateway.metrics import create_metrics
-from gateway.server.app import create_app
+from gateway.server.app import create_app, secret_values
 from gateway.server.health import add_health_routes
 from gateway.server.keys import CONFIG, METRICS, STATE
 from gateway.server.listener import BoundedSite, runner_options
@@ -34,7 +35,7 @@ from gateway.server.oauth_routes import onboarding_app
 from gateway.server.pod_metrics import pod_registry
 from gateway.server.reload import reload_on_sighup
 from gateway.server.supervisor import supervise
-from gateway.server.tracing_env import load_tracing, tracing_enabled
+from gateway.server.tracing_env import exporter_header_values, load_tracing, tracing_enabled
 from gateway.server.workers import POD_DIR_ENV, WorkerRole, status_reader
 
 log = get_logger("gateway")
@@ -112,15 +113,18 @@ async def drain(app: web.Application, grace: float, force: asyncio.Event) -> boo
     return _inflight(app) == 0
 
 
-def _worker_app(config: GatewayConfig, role: WorkerRole | None) -> web.Application:
+def _worker_app(
+    config: GatewayConfig, role: WorkerRole | None, masker: SecretMasker
+) -> web.Application:
     """The gateway app; a worker's ``/metrics`` answers for the pod, its ``/readyz``
-    names the workers (server/workers.py)."""
+    names the workers (server/workers.py). ``masker``: the one the log pipeline holds."""
+    masker.remember_configured(exporter_header_values(os.environ))  # often an API key
     tracing = load_tracing(os.environ)
     if role is None:
-        return create_app(config, tracing=tracing)
+        return create_app(config, tracing=tracing, masker=masker)
     bind_contextvars(worker=role.index)  # on every line this worker logs
     metrics = replace(create_metrics(), registry=pod_registry(role.pod_dir))
-    app = create_app(config, metrics=metrics, tracing=tracing)
+    app = create_app(config, metrics=metrics, tracing=tracing, masker=masker)
     app[STATE].workers_status = status_reader(role.pod_dir)
     return app
 
@@ -140,7 +144,10 @@ async def _listen(
 
 
 async def serve(
-    config: GatewayConfig, config_path: str | None = None, role: WorkerRole | None = None
+    config: GatewayConfig,
+    config_path: str | None = None,
+    role: WorkerRole | None = None,
+    masker: SecretMasker | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain and return (the process exits 0).
 
@@ -151,9 +158,10 @@ async def serve(
     ``shutdown_grace`` seconds to finish; whatever still runs then is
     cancelled. A second signal ends the grace period early. ``SIGHUP`` reloads
     the config from ``config_path`` (server/reload.py). ``role``: this process
-    is one of ``server.workers`` workers (server/supervisor.py).
+    is one of ``server.workers`` workers (server/supervisor.py). ``masker``: the
+    app's known secrets, the one the log pipeline holds (``main``).
     """
-    app = _worker_app(config, role)
+    app = _worker_app(config, role, SecretMasker() if masker is None else masker)
     runners = await _listen(app, config, role)
     log.info(
         "started",
@@ -272,7 +280,12 @@ def main(argv: list[str] | None = None) -> int:
             f"config ok: {len(config.upstreams)} upstreams ({', '.join(sorted(config.upstreams))})"
         )
         return 0
-    configure_logging(level, fmt)
+    # One masker for the app and the log pipeline: every line the process writes,
+    # in a request or not, masks the secrets its app knows (the supervisor's: the
+    # configured ones).
+    masker = SecretMasker()
+    masker.remember_configured(secret_values(config))
+    configure_logging(level, fmt, masker)
     role = None
     if args.worker is not None:
         role = WorkerRole(args.worker, args.ready_fd, os.getppid(), os.environ[POD_DIR_ENV])
@@ -280,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         if role is None and config.server.workers > 1:
             # The supervisor does little: asyncio's own loop (its subprocesses).
             return asyncio.run(supervise(config, args.config))
-        eventloop.run(serve(config, args.config, role))
+        eventloop.run(serve(config, args.config, role, masker))
     except OSError as exc:
         print(f"cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -1,9 +1,15 @@
 """Structured logs (structlog): JSON lines to stdout, console output on a terminal.
 
-The pipeline ends in :func:`redact_secrets`, so that no token, cookie,
+The pipeline ends in :class:`SecretRedactor`, so that no token, cookie,
 password, signature key or ``Authorization`` value reaches a log line even when
-a developer logs one by mistake. The request middleware emits one canonical
-line per request (docs/contract.md §4).
+a developer logs one by mistake. Known secret values are masked with the
+app's :class:`~gateway.core.secrets.SecretMasker`, which reaches the processor
+two ways (``docs/architecture.md``, "Secret masking"): the masker the
+processor holds (``configure_logging(..., masker)``: ``gateway run`` gives it
+its app's), for every line; and, while a request is served, the masker of the
+app serving it, bound in :data:`CURRENT_MASKER` by the problem middleware, so
+two apps in one process each mask their lines with their own. The request
+middleware emits one canonical line per request (docs/contract.md §4).
 
 Level and format come from the config (``log.level``, ``log.format``); the
 environment variables ``GATEWAY_LOG_LEVEL`` and ``GATEWAY_LOG_FORMAT`` win over
@@ -17,14 +23,15 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.core.jsonfast import dumps_str
-from gateway.core.secrets import mask_known, remember_configured
+from gateway.core.secrets import SecretMasker
 
 REDACTED = "[redacted]"
 SECRET_KEYS = re.compile(
@@ -38,39 +45,52 @@ SECRET_PATTERNS = (
     re.compile(r"(?i)\b(signature|password|token|psk|session|key)=[^&\s\"']+"),
 )
 
-
-def register_secrets(values: Iterable[str]) -> None:
-    """Remember configured secret values, so they are masked wherever they appear (never
-    forgotten, unlike the bounded run-time ones)."""
-    remember_configured(values)
+# The masker of the app serving the current request (the problem middleware binds
+# it, and resets it when the request ends); None outside a request.
+CURRENT_MASKER: ContextVar[SecretMasker | None] = ContextVar("gateway_masker", default=None)
 
 
-def _scrub(text: str) -> str:
-    text = mask_known(text)
+def _scrub(text: str, masker: SecretMasker | None) -> str:
+    if masker is not None:
+        text = masker.mask(text)
     for pattern in SECRET_PATTERNS:
         text = pattern.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
     return text
 
 
-def _redact(value: Any, key: str = "") -> Any:
+def _redact(value: Any, masker: SecretMasker | None, key: str = "") -> Any:
     if key and SECRET_KEYS.search(key) and not isinstance(value, bool | int | float | type(None)):
         return REDACTED
     if isinstance(value, str):
-        return _scrub(value)
+        return _scrub(value, masker)
     if isinstance(value, dict):
-        return {k: _redact(v, str(k)) for k, v in value.items()}
+        return {k: _redact(v, masker, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_redact(v) for v in value]
+        return [_redact(v, masker) for v in value]
     return value
 
 
-def redact_secrets(
-    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    """structlog processor: mask secret-named keys and secret-looking values."""
-    for key in list(event_dict):
-        event_dict[key] = _redact(event_dict[key], key)
-    return event_dict
+class SecretRedactor:
+    """structlog processor: mask secret-named keys and secret-looking values, and
+    every value the masker knows: the masker of the app serving the current
+    request (:data:`CURRENT_MASKER`), else the one this processor holds (the
+    process default: ``gateway run`` gives its app's; None masks by key and
+    pattern only)."""
+
+    def __init__(self, masker: SecretMasker | None = None) -> None:
+        self.masker = masker
+
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        masker = CURRENT_MASKER.get() or self.masker
+        for key in list(event_dict):
+            event_dict[key] = _redact(event_dict[key], masker, key)
+        return event_dict
+
+
+# Key and pattern rules, plus the current request's app masker if any.
+redact_secrets = SecretRedactor()
 
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -92,8 +112,12 @@ def log_settings(level: str, fmt: str, env: Mapping[str, str]) -> tuple[str, str
     return level, fmt
 
 
-def configure_logging(level: str = "info", fmt: str = "auto") -> None:
-    """JSON lines (or console lines on a terminal) on stdout, at ``level`` and above."""
+def configure_logging(
+    level: str = "info", fmt: str = "auto", masker: SecretMasker | None = None
+) -> None:
+    """JSON lines (or console lines on a terminal) on stdout, at ``level`` and above;
+    known secrets masked with ``masker`` (the app's) outside a request too."""
+    redactor = SecretRedactor(masker)
     use_console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer()
@@ -107,7 +131,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, redact_secrets, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, redactor, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=False,
@@ -120,7 +144,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
-                redact_secrets,
+                redactor,
                 renderer,
             ],
         )

@@ -1,13 +1,16 @@
-"""The process-wide set of known secret values, masked wherever text leaves the gateway.
+"""Known secret values, masked wherever text leaves the gateway: :class:`SecretMasker`.
 
-Configured secrets are registered at start-up (``server/app.py``) and are never
-forgotten. Secrets the gateway obtains at run time (OAuth 2 access tokens,
-Beeswax session cookies, StreamOne session keys, stored 3-legged token
-secrets) are registered by the auth that obtains them; at most
-:data:`MAX_RUNTIME` of those are kept, the least recently seen forgotten first
-(a rotated-away cookie is dead). Both the log pipeline (``logs.redact_secrets``)
-and the problem renderer (``server/middlewares.py``) mask them, so an upstream
-that echoes a credential back cannot make the gateway reveal it.
+Each app has its own masker (``server/app.py`` makes it; nothing here is
+global): configured secrets are remembered at start-up (and on a reload) and
+never forgotten. Secrets the gateway obtains at run time (OAuth 2 access
+tokens, Beeswax session cookies, StreamOne session keys, stored 3-legged token
+secrets) are remembered by the auth that obtains them, through the masker the
+app handed it; at most :data:`MAX_RUNTIME` of those are kept, the least
+recently seen forgotten first (a rotated-away cookie is dead). Both the log
+pipeline (``logs.redact_secrets``) and the problem renderer
+(``server/middlewares.py``) mask them with the app's masker, so an upstream
+that echoes a credential back cannot make the gateway reveal it
+(``docs/architecture.md``, "Secret masking").
 
 Masking runs on every log line and Beeswax rotates its cookies all the time, so
 neither may depend on how many secrets are known. No regular expression is
@@ -66,14 +69,13 @@ TIERS = (Tier(8, 8), Tier(4, 4), Tier(4, 1))  # lengths >= 15, 7..14, 4..6
 Entry = tuple[int, int, str] | dict[tuple[int, int], set[str]]
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    configured: tuple[str, ...] = ()
-    runtime: tuple[str, ...] = ()
+class SecretMasker:
+    """Known secret values and the gram index that finds them (see the module docstring).
 
-
-class SecretIndex:
-    """Known secret values and the gram index that finds them (see the module docstring)."""
+    One per app; pure (no I/O, no global): the app hands it to the auths, which
+    :meth:`remember` what they obtain, and to the log processor and the problem
+    renderer, which :meth:`mask` what they write.
+    """
 
     def __init__(self, max_runtime: int = MAX_RUNTIME) -> None:
         self.max_runtime = max_runtime
@@ -82,10 +84,34 @@ class SecretIndex:
         self._grams: tuple[dict[str, Entry], ...] = tuple({} for _ in TIERS)
         self._shortest = 0  # of every known value; 0 when none is known
 
-    def __len__(self) -> int:
-        return len(self._configured) + len(self._runtime)
+    @property
+    def configured(self) -> int:
+        """How many configured values are known (never forgotten)."""
+        return len(self._configured)
 
-    def add_configured(self, value: str) -> None:
+    @property
+    def runtime(self) -> int:
+        """How many run-time values are known (at most ``max_runtime``)."""
+        return len(self._runtime)
+
+    def remember_configured(self, values: Iterable[str]) -> None:
+        """Configured secrets: masked for the life of the masker."""
+        for value in values:
+            self._add_configured(value)
+
+    def remember(self, value: str | None) -> None:
+        """A secret obtained at run time (bounded, least recently seen forgotten first)."""
+        if value is not None:
+            self._add_runtime(value)
+
+    def remember_all(self, values: Iterable[str]) -> None:
+        for value in values:
+            self._add_runtime(value)
+
+    def knows(self, value: str) -> bool:
+        return value in self._configured or value in self._runtime
+
+    def _add_configured(self, value: str) -> None:
         if len(value) < MIN_LENGTH or value in self._configured:
             return
         if value in self._runtime:
@@ -94,7 +120,7 @@ class SecretIndex:
             self._index(value)
         self._configured[value] = None
 
-    def add_runtime(self, value: str) -> None:
+    def _add_runtime(self, value: str) -> None:
         if len(value) < MIN_LENGTH or value in self._configured:
             return
         if value in self._runtime:
@@ -108,7 +134,9 @@ class SecretIndex:
         self._runtime[value] = None
 
     def mask(self, text: str) -> str:
-        """``text`` with every occurrence of every known value replaced by ``[redacted]``."""
+        """``text`` with every occurrence of every known value replaced by ``[redacted]``;
+        ``text`` itself (the same object) when none occurs, so a caller may test
+        ``masked is text`` to skip work."""
         n = len(text)
         if not self._shortest or n < self._shortest:
             return text
@@ -132,20 +160,6 @@ class SecretIndex:
                     if start >= 0 and text[start : start + length] in values:
                         spans.append((start, start + length))
         return _replace(text, spans) if spans else text
-
-    def snapshot(self) -> Snapshot:
-        return Snapshot(tuple(self._configured), tuple(self._runtime))
-
-    def restore(self, snapshot: Snapshot) -> None:
-        self._configured.clear()
-        self._runtime.clear()
-        for grams in self._grams:
-            grams.clear()
-        self._shortest = 0
-        for value in snapshot.configured:
-            self.add_configured(value)
-        for value in snapshot.runtime:
-            self.add_runtime(value)
 
     def _tier(self, value: str) -> int:
         return next(t for t, tier in enumerate(TIERS) if len(value) >= tier.shortest)
@@ -194,37 +208,3 @@ def _replace(text: str, spans: list[tuple[int, int]]) -> str:
         end = stop
     out.append(text[end:])
     return "".join(out)
-
-
-_registry = SecretIndex()
-
-
-def remember_configured(values: Iterable[str]) -> None:
-    """Register configured secrets: masked for the life of the process."""
-    for value in values:
-        _registry.add_configured(value)
-
-
-def remember_secret(value: str | None) -> None:
-    """Register a secret obtained at run time (bounded, least recently seen forgotten)."""
-    if value is not None:
-        _registry.add_runtime(value)
-
-
-def remember_secrets(values: Iterable[str]) -> None:
-    for value in values:
-        remember_secret(value)
-
-
-def mask_known(text: str) -> str:
-    """Replace every known secret value inside ``text``."""
-    return _registry.mask(text)
-
-
-def snapshot() -> Snapshot:
-    """The known values (tests restore them with :func:`restore`)."""
-    return _registry.snapshot()
-
-
-def restore(values: Snapshot = Snapshot()) -> None:
-    _registry.restore(values)

@@ -11,7 +11,8 @@ from yarl import URL
 from gateway.config import GatewayConfig
 from gateway.config_callers import is_loopback
 from gateway.config_reader import Secret
-from gateway.logs import get_logger, register_secrets
+from gateway.core.secrets import SecretMasker
+from gateway.logs import get_logger
 from gateway.metrics import Metrics, create_metrics, prime_metrics
 from gateway.redis_url import parse_redis_url
 from gateway.server.auth_io import build_auth
@@ -19,7 +20,7 @@ from gateway.server.budget import ByteBudget
 from gateway.server.client import UpstreamClient, make_session
 from gateway.server.framing import expect_handler
 from gateway.server.health import add_health_routes
-from gateway.server.keys import CONFIG, METRICS, STATE
+from gateway.server.keys import CONFIG, MASKER, METRICS, STATE
 from gateway.server.limiter_redis import create_limiter
 from gateway.server.middlewares import MIDDLEWARES, add_gateway_headers
 from gateway.server.oauth_routes import add_oauth_routes
@@ -48,7 +49,7 @@ web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
 
 
 def secret_values(config: GatewayConfig) -> list[str]:
-    """Every configured secret, so the log redactor masks it wherever it appears."""
+    """Every configured secret, so the app's masker masks it wherever it appears."""
     found: list[str] = [caller.token.reveal() for caller in config.caller_tokens]
     if config.token_store_key is not None:
         found.append(config.token_store_key.reveal())
@@ -143,10 +144,21 @@ async def _tracing(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(
-    config: GatewayConfig, metrics: Metrics | None = None, tracing: Tracing | None = None
+    config: GatewayConfig,
+    metrics: Metrics | None = None,
+    tracing: Tracing | None = None,
+    masker: SecretMasker | None = None,
 ) -> web.Application:
-    """The gateway app; ``tracing`` (see ``tracing_env.load_tracing``) None means off."""
-    register_secrets(secret_values(config))
+    """The gateway app; ``tracing`` (see ``tracing_env.load_tracing``) None means off.
+
+    The app's known secrets are ``masker`` (``app[MASKER]``): a new one unless
+    given (``gateway run`` gives the one its log pipeline holds). It learns the
+    configured secrets here and is handed to the auths (``AuthIO.masker``), the
+    problem renderer and, per request, the log processor (docs/architecture.md,
+    "Secret masking").
+    """
+    masker = SecretMasker() if masker is None else masker
+    masker.remember_configured(secret_values(config))
     if not config.caller_tokens and not is_loopback(config.listen_host):
         log.warning(
             "callers_unauthenticated",
@@ -157,6 +169,7 @@ def create_app(
     middlewares = MIDDLEWARES if tracing is None else (tracing.middleware, *MIDDLEWARES)
     app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     app[CONFIG] = config
+    app[MASKER] = masker
     app[METRICS] = metrics if metrics is not None else create_metrics()
     prime_metrics(
         app[METRICS],

@@ -7,6 +7,8 @@
 - ``report``: each login or renewal is counted in
   ``gateway_auth_renewals_total{upstream, result}`` and, with tracing on, is an
   event on the call's span.
+- ``masker``: the app's secret masker (``app[MASKER]``), which remembers every
+  secret the auth obtains (docs/architecture.md, "Secret masking").
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from aiohttp import web
 from gateway.config import UpstreamConfig
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.server.client import UpstreamClient
-from gateway.server.keys import METRICS, STATE
+from gateway.server.keys import MASKER, METRICS, STATE
 from gateway.upstreams.base import AuthIO, RenewalResult, UpstreamAuth, UpstreamSpec
 
 
@@ -33,4 +35,4 @@ def build_auth(
         renewals.labels(name, result).inc()
 
     report = count if state.tracing is None else state.tracing.renewal_hook(name, renewals)
-    return spec.build_auth(cfg.auth, AuthIO(name, send, state.fleet, report))
+    return spec.build_auth(cfg.auth, AuthIO(name, send, state.fleet, report, app[MASKER]))

@@ -25,13 +25,12 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 from gateway.core.headers import GATEWAY_USER
 from gateway.core.problem import DEFAULT_PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Problem
 from gateway.core.reserved import QUIET
-from gateway.core.secrets import mask_known
 from gateway.errors import GatewayError, InvalidRequest
-from gateway.logs import get_logger
+from gateway.logs import CURRENT_MASKER, get_logger
 from gateway.metrics import child, method_label
 from gateway.server.caller_auth import caller_auth_middleware
 from gateway.server.framing import framing_middleware
-from gateway.server.keys import CONFIG, METRICS
+from gateway.server.keys import CONFIG, MASKER, METRICS
 from gateway.server.requestinfo import INFO, RequestInfo
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,14 +46,13 @@ def problem_response(request: web.Request, problem: Problem) -> web.Response:
     info = request[INFO]
     config = request.app.get(CONFIG)  # an app made of these middlewares alone has none
     base = DEFAULT_PROBLEM_BASE if config is None else config.problem_base_url
-    # An upstream may echo a credential back: known secret values never leave.
-    body = mask_known(
-        problem.to_json(
-            instance=request.path[:512],
-            request_id=info.request_id,
-            base=base,
-        ).decode()
-    ).encode()
+    body = problem.to_json(instance=request.path[:512], request_id=info.request_id, base=base)
+    # An upstream may echo a credential back: the values the app's masker knows never leave.
+    masker = request.app.get(MASKER)
+    if masker is not None:
+        text = body.decode()
+        masked = masker.mask(text)
+        body = body if masked is text else masked.encode()
     resp = web.Response(status=problem.http_status, body=body, content_type=PROBLEM_CONTENT_TYPE)
     if problem.retry_after is not None:
         resp.headers["Retry-After"] = str(max(1, math.ceil(problem.retry_after)))  # never early
@@ -86,6 +84,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     # Every line logged while serving the request carries its id (and user, and
     # upstream: server/proxy.py); reset when it ends.
     bound = dict(bind_contextvars(request_id=info.request_id))
+    # ... and is masked with this app's masker (gateway/logs.py), whatever other
+    # app shares the process.
+    masking = CURRENT_MASKER.set(request.app.get(MASKER))
     try:
         user = request.headers.get("X-Gateway-User")
         if user is not None and not GATEWAY_USER.match(user):
@@ -111,6 +112,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         info.code = code
         _record(request, info, status, code, time.perf_counter() - started)
         reset_contextvars(**bound)
+        CURRENT_MASKER.reset(masking)
 
 
 def _to_problem(info: RequestInfo, exc: Exception) -> Problem:

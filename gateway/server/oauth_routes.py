@@ -55,7 +55,7 @@ from gateway.logs import get_logger
 from gateway.server.admission import admit
 from gateway.server.caller_auth import require_user
 from gateway.server.framing import expect_handler
-from gateway.server.keys import CONFIG, METRICS, STATE, config_of
+from gateway.server.keys import CONFIG, MASKER, METRICS, STATE, config_of
 from gateway.server.middlewares import add_gateway_headers, problem_middleware
 from gateway.server.problem_pages import add_problem_routes
 from gateway.server.requestinfo import INFO
@@ -162,6 +162,8 @@ async def start(request: web.Request) -> web.StreamResponse:
     first = onboarding.first_call(settings, site)
     reply = None if first is None else await _exchange(request, upstream, first, user)
     grant = onboarding.approval(settings, site, reply, _fresh())
+    masker = request.app[MASKER]
+    masker.remember(grant.secret or None)  # masked in logs and error bodies
     caller_name = caller.name if caller is not None else ""
     pending = Pending(user, grant.secret, replace=replace, caller=caller_name)
     await save_pending(store, onboarding.store_prefix, grant.handle, pending)
@@ -173,7 +175,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
     upstream, onboarding, store = _parts(request)
     name = upstream.name
     back = onboarding.returned(request.query)
-    pending = await take_pending(store, onboarding.store_prefix, back.handle)
+    masker = request.app[MASKER]
+    pending = await take_pending(store, onboarding.store_prefix, back.handle, masker)
     if pending is None:
         raise InvalidRequest(
             "unknown, used or expired request token: start the onboarding again", upstream=name
@@ -185,7 +188,9 @@ async def callback(request: web.Request) -> web.StreamResponse:
     )
     call = onboarding.token_call(upstream.config.auth, _site(request, upstream), pending, back)
     reply = await _exchange(request, upstream, call, user)
-    await save_user(store, onboarding.store_prefix, user, onboarding.credential(reply))
+    credential = onboarding.credential(reply)
+    masker.remember(list(credential.values())[-1] if credential else None)  # its secret
+    await save_user(store, onboarding.store_prefix, user, credential)
     if replaced:
         request.app[METRICS].oauth_replacements.labels(name).inc()
         log.warning("oauth_token_replaced", upstream=name, user=user, caller=pending.caller or None)
@@ -211,6 +216,7 @@ def onboarding_app(app: web.Application) -> web.Application:
     browser[CONFIG] = app[CONFIG]
     browser[METRICS] = app[METRICS]
     browser[STATE] = app[STATE]
+    browser[MASKER] = app[MASKER]
     browser.on_response_prepare.append(add_gateway_headers)
     browser.router.add_route("*", ONBOARDING_CALLBACK.route, callback)
     add_problem_routes(browser)

@@ -36,12 +36,12 @@ from aiohttp import web
 
 from gateway.config import GatewayConfig, UpstreamConfig, load_config
 from gateway.errors import ConfigError
-from gateway.logs import get_logger, register_secrets
+from gateway.logs import get_logger
 from gateway.metrics import prime_metrics
 from gateway.server.app import secret_values
 from gateway.server.auth_io import build_auth
 from gateway.server.client import UpstreamClient, make_session
-from gateway.server.keys import METRICS, STATE, config_of
+from gateway.server.keys import MASKER, METRICS, STATE, config_of
 from gateway.server.retry import UpstreamRetry
 from gateway.server.state import Upstream
 from gateway.server.upstream_circuit import UpstreamBreaker
@@ -96,7 +96,7 @@ async def reload_config(
 
 def _swap(app: web.Application, old: GatewayConfig, new: GatewayConfig) -> list[str]:
     state, metrics = app[STATE], app[METRICS]
-    register_secrets(secret_values(new))
+    app[MASKER].remember_configured(secret_values(new))
     prime_metrics(metrics, {n: [p.name for p in u.rate_limits] for n, u in new.upstreams.items()})
     upstreams, breakers = dict(state.upstreams), dict(state.breakers)
     retries = dict(state.retries)

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from gateway.errors import ConfigError
-from gateway.logs import register_secrets
 
 if TYPE_CHECKING:
     from gateway.server.tracing import Tracing
@@ -66,7 +65,6 @@ def load_tracing(env: Mapping[str, str]) -> Tracing | None:
     """The exporter the environment configures, or None (and nothing imported) when off."""
     if not tracing_enabled(env):
         return None
-    register_secrets(exporter_header_values(env))
     from gateway.server.tracing import Tracing
 
     return Tracing.from_env()

@@ -41,12 +41,13 @@ across replicas). Without it each process keeps its own.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from gateway.config_reader import Section
 from gateway.core.messages import Headers, OutboundRequest, UpstreamReply
 from gateway.core.problem import Problem
+from gateway.core.secrets import SecretMasker
 from gateway.errors import UpstreamError
 
 if TYPE_CHECKING:  # onboarding.py imports this module
@@ -120,13 +121,16 @@ class AuthIO:
     """What an auth may do besides signing, given once when it is built
     (``server/auth_io.py``): ``send`` an exchange of its own (a login, a token
     grant) to the upstream, share sessions through the ``fleet`` (None: per
-    process), and ``report`` each renewal (``gateway_auth_renewals_total`` and
-    a trace event)."""
+    process), ``report`` each renewal (``gateway_auth_renewals_total`` and a
+    trace event), and ``masker.remember`` every secret it obtains at run time
+    (the app's :class:`~gateway.core.secrets.SecretMasker`: masked in logs and
+    error bodies; a private one when built without an app)."""
 
     upstream: str
     send: Sender = _no_sender
     fleet: SessionFleet | None = None
     report: Callable[[RenewalResult], None] = _unreported
+    masker: SecretMasker = field(default_factory=SecretMasker)
 
     def renewal(self, ok: bool) -> None:
         """Report one login or renewal that reached the upstream."""

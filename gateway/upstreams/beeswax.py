@@ -172,7 +172,9 @@ class SessionCookieAuth:
 
         def credential(login: BeeswaxLogin) -> TenantCredential:
             backoff = Backoff(cap=settings.login_backoff_max)
-            return TenantCredential(self, TenantSession(login, CookieJar(wall_clock), backoff))
+            return TenantCredential(
+                self, TenantSession(login, CookieJar(wall_clock, masker=self.io.masker), backoff)
+            )
 
         self._shared = credential(BeeswaxLogin(settings.email, settings.password))
         self._users = {user: credential(login) for user, login in settings.users.items()}

@@ -7,7 +7,8 @@ tenant host needs: name, value, ``Max-Age`` (which wins) and ``Expires``;
 ``Max-Age<=0`` or a past ``Expires`` deletes the cookie. ``Path`` and
 ``Domain`` are not used: the jar belongs to one host and its API. Every value
 the jar keeps is a credential, so it is registered with
-:func:`gateway.core.secrets.remember_secret` (masked in logs and error bodies).
+:meth:`SecretMasker.remember <gateway.core.secrets.SecretMasker.remember>` of
+the app's masker (masked in logs and error bodies).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from gateway.core.secrets import remember_secret
+from gateway.core.secrets import SecretMasker
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,11 @@ def parse_set_cookie(header: str, now: float) -> SetCookie | None:
 
 
 class CookieJar:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, *, masker: SecretMasker | None = None
+    ) -> None:
         self._clock = clock
+        self._masker = SecretMasker() if masker is None else masker
         self._cookies: dict[str, tuple[str, float | None]] = {}
 
     def store(self, header: str) -> None:
@@ -67,7 +71,7 @@ class CookieJar:
         if cookie.expires is not None and cookie.expires <= now:
             self._cookies.pop(cookie.name, None)
         else:
-            remember_secret(cookie.value)
+            self._masker.remember(cookie.value)
             self._cookies[cookie.name] = (cookie.value, cookie.expires)
 
     def clear(self) -> None:
@@ -90,7 +94,7 @@ class CookieJar:
                 continue
             name, value, expires = item
             if isinstance(name, str) and isinstance(value, str):
-                remember_secret(value)
+                self._masker.remember(value)
                 when = float(expires) if isinstance(expires, int | float) else None
                 self._cookies[name] = (value, when)
 

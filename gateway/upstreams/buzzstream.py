@@ -117,6 +117,7 @@ class OAuth1Auth:
         nonce: Callable[[], str] = new_nonce,
     ) -> None:
         self.settings = settings
+        self.io = io or AuthIO(NAME)
         self._clock = clock
         self._nonce = nonce
         self.consumer = OAuth1Credentials(settings.consumer_key, settings.consumer_secret.reveal())
@@ -135,7 +136,7 @@ class OAuth1Auth:
         if pinned is not None:
             return self.for_user(user, pinned.token, pinned.token_secret.reveal())
         if store is not None:
-            stored = await load_user_token(store, user)
+            stored = await load_user_token(store, user, self.io.masker)
             if stored is not None:
                 return self.for_user(user, *stored)
         return self._shared

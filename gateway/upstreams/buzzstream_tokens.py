@@ -15,8 +15,8 @@ Values are JSON; the store the server passes in encrypts them at rest. Keys:
 ``oauth1:buzzstream:user:<id>`` and ``oauth1:buzzstream:pending:<request token>``.
 
 Every token secret obtained at run time (a reply of §2.1/§2.3, or read back
-from the store, perhaps written by another replica) is registered with
-:func:`gateway.core.secrets.remember_secret`, so logs and error bodies mask it.
+from the store, perhaps written by another replica) is remembered by the app's
+masker (the routes' and the auth's), so logs and error bodies mask it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.core.oauth1 import OAuth1Credentials, sign
-from gateway.core.secrets import remember_secret
+from gateway.core.secrets import SecretMasker
 from gateway.errors import InvalidRequest, UpstreamAuthFailed, UpstreamError
 from gateway.upstreams import onboarding
 from gateway.upstreams.base import KeyValueStore
@@ -52,8 +52,10 @@ PENDING_KEY = PREFIX + "pending:"
 PENDING_TTL = onboarding.PENDING_TTL  # seconds a user has to approve at BuzzStream
 
 
-async def load_user_token(store: KeyValueStore, user: str) -> tuple[str, str] | None:
-    found = await onboarding.load_user(store, PREFIX, user, "token", "token_secret")
+async def load_user_token(
+    store: KeyValueStore, user: str, masker: SecretMasker | None = None
+) -> tuple[str, str] | None:
+    found = await onboarding.load_user(store, PREFIX, user, "token", "token_secret", masker=masker)
     return None if found is None else (found[0], found[1])
 
 
@@ -74,9 +76,11 @@ async def save_pending(
     await onboarding.save_pending(store, PREFIX, request_token, pending)
 
 
-async def take_pending(store: KeyValueStore, request_token: str) -> Pending | None:
+async def take_pending(
+    store: KeyValueStore, request_token: str, masker: SecretMasker | None = None
+) -> Pending | None:
     """The onboarding a request token started, usable once."""
-    return await onboarding.take_pending(store, PREFIX, request_token)
+    return await onboarding.take_pending(store, PREFIX, request_token, masker)
 
 
 def _signed_post(
@@ -135,15 +139,20 @@ def access_token_request(
     return _signed_post(base_url, path, creds, nonce, timestamp, verifier=verifier)
 
 
-def parse_token_reply(reply: UpstreamReply, step: str, upstream: str) -> tuple[str, str]:
-    """``oauth_token`` and ``oauth_token_secret`` of a form-encoded reply (§2.1, §2.3)."""
+def parse_token_reply(
+    reply: UpstreamReply, step: str, upstream: str, masker: SecretMasker | None = None
+) -> tuple[str, str]:
+    """``oauth_token`` and ``oauth_token_secret`` of a form-encoded reply (§2.1, §2.3);
+    the secret remembered by ``masker`` (the routes remember it from the onboarding's
+    results: ``grant.secret``, the credential's last value)."""
     if reply.status in (400, 401, 403):
         raise UpstreamAuthFailed(
             f"{upstream} refused the {step} (HTTP {reply.status})", upstream=upstream
         )
     fields = dict(parse_qsl((reply.body or b"").decode("utf-8", "replace")))
     token, secret = fields.get("oauth_token"), fields.get("oauth_token_secret")
-    remember_secret(secret)
+    if masker is not None:
+        masker.remember(secret)
     if reply.status != 200 or not token or not secret:
         raise UpstreamError(
             f"{upstream} answered the {step} with HTTP {reply.status} and no token",

@@ -24,8 +24,11 @@ The generic routes ``GET /oauth/<upstream>/start`` and ``.../callback``
 ``settings`` is the upstream's parsed ``auth`` section (``spec.parse_auth``).
 Values are JSON under ``<store_prefix>user:<id>`` and
 ``<store_prefix>pending:<handle>``; the store the server passes in encrypts
-them at rest. Every secret read back is registered with
-:func:`gateway.core.secrets.remember_secret`, so logs and error bodies mask it.
+them at rest. Every secret is remembered by the app's masker (a
+:class:`~gateway.core.secrets.SecretMasker`), so logs and error bodies mask it:
+the routes remember ``grant.secret`` and the credential's secret (its last
+value) when they obtain them, and :func:`load_user` and :func:`take_pending`
+each secret they read back (perhaps written by another replica).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.core.messages import OutboundRequest, UpstreamReply
-from gateway.core.secrets import remember_secret
+from gateway.core.secrets import SecretMasker
 from gateway.upstreams.base import KeyValueStore
 
 # What a handle or a code in the callback's query may be: printable ASCII, bounded.
@@ -137,7 +140,9 @@ class Onboarding:
     returned: Callable[[Mapping[str, str]], Returned]
     # Step 3: exchanges the code (verifier) for the user's credential.
     token_call: Callable[[Any, Site, Pending, Returned], TokenCall]
-    # Step 3's reply: the credential stored for the user (raises an upstream error).
+    # Step 3's reply: the credential stored for the user (raises an upstream error);
+    # its last value is the secret (the one load_user reads last), which the routes
+    # remember for masking.
     credential: Callable[[UpstreamReply], Mapping[str, str]]
     # Step 1, before the approval (OAuth 1.0a: the request token); None: no call.
     first_call: Callable[[Any, Site], TokenCall | None] = no_first_call
@@ -159,15 +164,20 @@ def _decode(raw: bytes | None, *fields: str) -> dict[str, Any] | None:
 
 
 async def load_user(
-    store: KeyValueStore, prefix: str, user: str, *fields: str
+    store: KeyValueStore,
+    prefix: str,
+    user: str,
+    *fields: str,
+    masker: SecretMasker | None = None,
 ) -> tuple[str, ...] | None:
     """The user's stored credential, ``fields`` in order; the last one is the
-    secret (registered for masking). None when absent or unreadable."""
+    secret (remembered by ``masker``). None when absent or unreadable."""
     data = _decode(await store.get(f"{prefix}user:{user}"), *fields)
     if data is None:
         return None
     found = tuple(str(data[f]) for f in fields)
-    remember_secret(found[-1])
+    if masker is not None:
+        masker.remember(found[-1])
     return found
 
 
@@ -191,14 +201,16 @@ async def save_pending(store: KeyValueStore, prefix: str, handle: str, pending: 
     await store.set(f"{prefix}pending:{handle}", json.dumps(value).encode(), ttl=PENDING_TTL)
 
 
-async def take_pending(store: KeyValueStore, prefix: str, handle: str) -> Pending | None:
-    """The onboarding ``handle`` started, usable once."""
+async def take_pending(
+    store: KeyValueStore, prefix: str, handle: str, masker: SecretMasker | None = None
+) -> Pending | None:
+    """The onboarding ``handle`` started, usable once; its secret remembered by ``masker``."""
     key = f"{prefix}pending:{handle}"
     data = _decode(await store.get(key), "user", "token_secret")
     if data is None:
         return None
-    if data["token_secret"]:
-        remember_secret(data["token_secret"])
+    if data["token_secret"] and masker is not None:
+        masker.remember(data["token_secret"])
     await store.set(key, b"", ttl=GONE_TTL)
     caller = data.get("caller")
     return Pending(

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field, replace
 
 from gateway.config_reader import Secret, Section
 from gateway.core.messages import OutboundRequest, UpstreamReply, header_drop
-from gateway.core.secrets import remember_secret
 from gateway.core.streamone_password import UnsupportedSalt, session_response, v2_hash
 from gateway.core.streamone_signing import (
     Actor,
@@ -353,7 +352,7 @@ class SignedQueryAuth:
             self.io.renewal(False)
             state.backoff.fail(self._clock(), "refused")
             raise
-        remember_secret(session.key.reveal())  # masked in logs and error bodies
+        self.io.masker.remember(session.key.reveal())  # masked in logs and error bodies
         state.session = session
         state.generation += 1
         state.backoff.succeed()

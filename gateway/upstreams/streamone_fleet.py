@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.config_reader import Secret
-from gateway.core.secrets import remember_secret
+from gateway.core.secrets import SecretMasker
 from gateway.upstreams.base import AuthIO, SharedSession
 from gateway.upstreams.streamone_session import LiveSession
 
@@ -44,14 +44,15 @@ def state_of(session: LiveSession) -> dict[str, Any]:
     }
 
 
-def session_of(shared: SharedSession) -> LiveSession | None:
+def session_of(shared: SharedSession, masker: SecretMasker) -> LiveSession | None:
+    """The fleet's session; its key remembered by ``masker`` (masked in logs)."""
     data = shared.data
     ident, key, user, expires = (data.get(k) for k in ("id", "key", "user", "expires"))
     if not isinstance(ident, str) or not isinstance(key, str):
         return None
     if not isinstance(expires, int | float) or isinstance(expires, bool):
         return None
-    remember_secret(key)
+    masker.remember(key)
     return LiveSession(ident, Secret(key), str(user or ""), float(expires))
 
 
@@ -77,7 +78,7 @@ async def login(
     def fresh(shared: SharedSession | None) -> bool:
         if shared is None or (rejected is not None and shared.id == rejected):
             return False
-        session = session_of(shared)
+        session = session_of(shared, io.masker)
         return session is not None and session.expires - clock() >= renew_before
 
     async def log_in() -> tuple[dict[str, Any], float | None]:
@@ -87,7 +88,7 @@ async def login(
 
     shared, joined = await io.fleet.renew(NAME, state.account, fresh, log_in)
     state.synced = clock()
-    session = session_of(shared)
+    session = session_of(shared, io.masker)
     if joined and session is not None:
         adopt(state, shared, session)
         io.joined()
@@ -113,7 +114,7 @@ async def sync(state: ActorState, io: AuthIO, clock: Clock) -> None:
         return
     state.synced = clock()
     shared = await io.fleet.load(NAME, state.account)
-    session = session_of(shared) if shared is not None else None
+    session = session_of(shared, io.masker) if shared is not None else None
     if shared is None or session is None:
         return
     if shared.id != state.shared_id:

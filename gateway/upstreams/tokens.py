@@ -14,7 +14,7 @@ A provider's ``renew(io, stale)`` is single-flight: concurrent callers that
 were refused the same token cause one renewal. Every renewal is reported
 through ``io.renewal``. No provider imports an HTTP library: the grant goes
 through ``io.send``. Every token a provider obtains at run time (read from the
-file, granted) is registered with :func:`gateway.core.secrets.remember_secret`,
+file, granted) is remembered by the app's masker (``io.masker``),
 so logs and error bodies mask it like a configured secret.
 """
 
@@ -34,7 +34,6 @@ from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
 from gateway.config_reader import Secret, Section
 from gateway.core.messages import OutboundRequest
-from gateway.core.secrets import remember_secret
 from gateway.errors import ConfigError, GatewayError, UpstreamAuthFailed
 from gateway.upstreams import tokens_fleet
 from gateway.upstreams.base import AuthIO
@@ -173,7 +172,7 @@ class FileToken:
                 raise UpstreamAuthFailed(
                     f"the {io.upstream} token file is empty", upstream=io.upstream
                 )
-            remember_secret(value)
+            io.masker.remember(value)
             self._stamp, self._token = stamp, Secret(value)
         assert self._token is not None
         return self._token
@@ -266,7 +265,7 @@ class ClientCredentialsToken:
                 upstream=io.upstream,
             )
         lifetime = grant.get("expires_in")
-        remember_secret(token)
+        io.masker.remember(token)
         self._token = Secret(token)
         self._expires = None
         if isinstance(lifetime, int | float) and not isinstance(lifetime, bool):

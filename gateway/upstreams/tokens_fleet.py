@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.config_reader import Secret
-from gateway.core.secrets import remember_secret
 from gateway.upstreams.base import AuthIO, SharedSession
 
 if TYPE_CHECKING:
@@ -66,6 +65,6 @@ async def obtain(
     shared, joined = await io.fleet.renew(io.upstream, fleet_key(provider), fresh, log_in)
     if joined:
         token, expires = _token_of(shared) or ("", None)
-        remember_secret(token)
+        io.masker.remember(token)
         provider.adopt(Secret(token), None if expires is None else clock() + expires - wall())
         io.joined()

@@ -13,9 +13,8 @@ from aiohttp.test_utils import make_mocked_request
 from structlog.testing import capture_logs
 
 from gateway.core.problem import Problem
-from gateway.core.secrets import mask_known
 from gateway.server.app import create_app, secret_values
-from gateway.server.keys import STATE
+from gateway.server.keys import MASKER, STATE
 from gateway.server.middlewares import problem_response
 from gateway.server.requestinfo import INFO, RequestInfo
 from tests.conftest import assert_problem, make_config
@@ -141,5 +140,5 @@ def test_retry_after_is_never_earlier_than_retry_after(seconds: float, header: s
 def test_the_redis_password_is_a_known_secret(fresh_standins: Standins) -> None:
     config = make_config(fresh_standins, REDIS_URL="redis://:hunter2-redis@127.0.0.1:1/0")
     assert "hunter2-redis" in secret_values(config)
-    create_app(config)  # registers them
-    assert "hunter2-redis" not in mask_known("auth failed for hunter2-redis")
+    app = create_app(config)  # its masker learns them
+    assert "hunter2-redis" not in app[MASKER].mask("auth failed for hunter2-redis")

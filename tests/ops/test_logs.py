@@ -13,9 +13,14 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from gateway import logs
-from gateway.core import secrets
-from gateway.logs import REDACTED, configure_logging, log_settings, redact_secrets
+from gateway.core.secrets import SecretMasker
+from gateway.logs import (
+    REDACTED,
+    SecretRedactor,
+    configure_logging,
+    log_settings,
+    redact_secrets,
+)
 from tests.harness import CONFIG, ROOT, Standins, gateway_env
 
 
@@ -27,12 +32,10 @@ def redact(**event: Any) -> dict[str, Any]:
 def clean_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    known = secrets.snapshot()
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.getLogger("aiohttp.access").disabled = False
-    secrets.restore(known)
     structlog.reset_defaults()
 
 
@@ -80,9 +83,12 @@ def test_secret_looking_substrings_are_masked_inside_any_string(text: str, leak:
     assert REDACTED in out
 
 
-def test_registered_config_secrets_are_masked_wherever_they_appear(clean_logging: None) -> None:
-    logs.register_secrets(["psk-1234-abcd", "abc"])  # too short values are not registered
-    out = redact(event="upstream replied", detail="echo: psk-1234-abcd!", note="abc")
+def test_registered_config_secrets_are_masked_wherever_they_appear() -> None:
+    masker = SecretMasker()
+    masker.remember_configured(["psk-1234-abcd", "abc"])  # too short values are not registered
+    redactor = SecretRedactor(masker)
+    event = {"event": "upstream replied", "detail": "echo: psk-1234-abcd!", "note": "abc"}
+    out = redactor(None, "info", event)
     assert out["detail"] == f"echo: {REDACTED}!"
     assert out["note"] == "abc"
 

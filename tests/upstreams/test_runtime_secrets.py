@@ -1,6 +1,7 @@
-"""Credentials the gateway obtains at run time are registered for masking
-(``gateway.core.secrets``), so logs and error bodies never show them: each flow
-is driven by hand, then ``mask_known`` must hide what it obtained."""
+"""Credentials the gateway obtains at run time are remembered by the masker the
+auth was given (``AuthIO.masker``: the app's ``gateway.core.secrets.SecretMasker``),
+so logs and error bodies never show them: each flow is driven by hand, then that
+masker must hide what it obtained."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
+
 from gateway.config_reader import Secret
 from gateway.core.messages import OutboundRequest, UpstreamReply
-from gateway.core.secrets import REDACTED, mask_known
+from gateway.core.secrets import REDACTED, SecretMasker
 from gateway.server.stores import MemoryStore
 from gateway.upstreams.base import AuthIO
 from gateway.upstreams.beeswax import BeeswaxAuthSettings, SessionCookieAuth
@@ -37,9 +40,14 @@ def fresh(kind: str) -> str:
     return f"{kind}-{uuid.uuid4().hex}"
 
 
-def assert_masked(*values: str) -> None:
+@pytest.fixture
+def masker() -> SecretMasker:
+    return SecretMasker()
+
+
+def assert_masked(masker: SecretMasker, *values: str) -> None:
     for value in values:
-        assert mask_known(f"x {value} y") == f"x {REDACTED} y", value
+        assert masker.mask(f"x {value} y") == f"x {REDACTED} y", value
 
 
 def envelope(body: object) -> UpstreamReply:
@@ -47,9 +55,9 @@ def envelope(body: object) -> UpstreamReply:
     return UpstreamReply(200, (), json.dumps(data).encode())
 
 
-async def test_a_granted_client_credentials_token_is_masked() -> None:
+async def test_a_granted_client_credentials_token_is_masked(masker: SecretMasker) -> None:
     token = fresh("granted")
-    assert mask_known(token) == token
+    assert masker.mask(token) == token
 
     async def grant(request: OutboundRequest) -> UpstreamReply:
         body = {"access_token": token, "token_type": "Bearer", "expires_in": 60}
@@ -60,22 +68,24 @@ async def test_a_granted_client_credentials_token_is_masked() -> None:
         "client_secret_basic", 30.0,
     )  # fmt: skip
     provider = ClientCredentialsToken(settings)
-    got = await provider.token(AuthIO("bizzstream", grant))
+    got = await provider.token(AuthIO("bizzstream", grant, masker=masker))
     assert got.reveal() == token
-    assert_masked(token)
+    assert_masked(masker, token)
 
 
-async def test_a_token_read_from_the_token_file_is_masked(tmp_path: Path) -> None:
+async def test_a_token_read_from_the_token_file_is_masked(
+    tmp_path: Path, masker: SecretMasker
+) -> None:
     token = fresh("file")
     path = tmp_path / "token"
     path.write_text(token + "\n")
-    assert mask_known(token) == token
+    assert masker.mask(token) == token
     provider = FileToken(FileTokenSettings(str(path), check_interval=1.0))
-    assert (await provider.token(AuthIO("bizzstream"))).reveal() == token
-    assert_masked(token)
+    assert (await provider.token(AuthIO("bizzstream", masker=masker))).reveal() == token
+    assert_masked(masker, token)
 
 
-async def test_every_beeswax_cookie_value_kept_is_masked() -> None:
+async def test_every_beeswax_cookie_value_kept_is_masked(masker: SecretMasker) -> None:
     session, remember, rotated = fresh("session"), fresh("remember"), fresh("rotated")
 
     async def login(request: OutboundRequest) -> UpstreamReply:
@@ -84,16 +94,17 @@ async def test_every_beeswax_cookie_value_kept_is_masked() -> None:
         return UpstreamReply(200, cookies, b'{"success": "true"}')
 
     settings = BeeswaxAuthSettings("ops@example.com", Secret("pw"))
-    credential = await SessionCookieAuth(settings, AuthIO("beeswax", login)).bind(None, None)
+    io = AuthIO("beeswax", login, masker=masker)
+    credential = await SessionCookieAuth(settings, io).bind(None, None)
     request = OutboundRequest("GET", "http://bees.test", "/rest/advertiser")
     flow, _ = await signed(credential, request)
-    assert_masked(session, remember)
-    assert mask_known(rotated) == rotated
+    assert_masked(masker, session, remember)
+    assert masker.mask(rotated) == rotated
     await answer(flow, UpstreamReply(200, (("Set-Cookie", f"k_buzz_cookie={rotated}"),)))
-    assert_masked(rotated)
+    assert_masked(masker, rotated)
 
 
-async def test_a_streamone_session_key_is_masked() -> None:
+async def test_a_streamone_session_key_is_masked(masker: SecretMasker) -> None:
     key = fresh("skey")
 
     async def upstream(request: OutboundRequest) -> UpstreamReply:
@@ -104,26 +115,29 @@ async def test_a_streamone_session_key_is_masked() -> None:
 
     session = SessionSettings("alice", Secret("alice-pw"), "127.0.0.1", 60.0)
     settings = StreamOneAuthSettings("application", "app", Secret("apppsk"), session)
-    credential = await SignedQueryAuth(settings, AuthIO("streamone", upstream)).bind(None, None)
+    io = AuthIO("streamone", upstream, masker=masker)
+    credential = await SignedQueryAuth(settings, io).bind(None, None)
     await signed(credential, OutboundRequest("POST", "http://so.test", "/api/item/view"))
-    assert_masked(key)
+    assert_masked(masker, key)
 
 
-async def test_buzzstream_token_secrets_from_replies_and_the_store_are_masked() -> None:
+async def test_buzzstream_token_secrets_from_replies_and_the_store_are_masked(
+    masker: SecretMasker,
+) -> None:
     request_secret, access_secret = fresh("rsecret"), fresh("asecret")
     stored_secret, pending_secret = fresh("ssecret"), fresh("psecret")
     reply = f"oauth_token=rt&oauth_token_secret={request_secret}&oauth_callback_confirmed=true"
-    parse_token_reply(UpstreamReply(200, (), reply.encode()), "request token", "buzzstream")
+    parse_token_reply(UpstreamReply(200, (), reply.encode()), "request token", "buzzstream", masker)
     reply = f"oauth_token=at&oauth_token_secret={access_secret}"
-    parse_token_reply(UpstreamReply(200, (), reply.encode()), "access token", "buzzstream")
-    assert_masked(request_secret, access_secret)
+    parse_token_reply(UpstreamReply(200, (), reply.encode()), "access token", "buzzstream", masker)
+    assert_masked(masker, request_secret, access_secret)
 
     # Written by another replica: this process learns them only from the store.
     store = MemoryStore()
     await save_user_token(store, "bob", "at2", stored_secret)
     await save_pending(store, "rt2", "carol", pending_secret)
-    assert mask_known(stored_secret) == stored_secret
-    assert mask_known(pending_secret) == pending_secret
-    assert await load_user_token(store, "bob") == ("at2", stored_secret)
-    assert await take_pending(store, "rt2") == Pending("carol", pending_secret)
-    assert_masked(stored_secret, pending_secret)
+    assert masker.mask(stored_secret) == stored_secret
+    assert masker.mask(pending_secret) == pending_secret
+    assert await load_user_token(store, "bob", masker) == ("at2", stored_secret)
+    assert await take_pending(store, "rt2", masker) == Pending("carol", pending_secret)
+    assert_masked(masker, stored_secret, pending_secret)

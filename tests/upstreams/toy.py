@@ -27,7 +27,6 @@ from urllib.parse import urlencode
 from gateway.config_reader import Secret, Section
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.core.problem import Problem
-from gateway.core.secrets import remember_secret
 from gateway.errors import InvalidRequest, UpstreamAuthFailed, UpstreamError
 from gateway.upstreams.base import AuthIO, Flow, KeyValueStore, UpstreamSpec
 from gateway.upstreams.onboarding import (
@@ -92,10 +91,11 @@ class ToyAuth:
 
     def __init__(self, settings: ToyAuthSettings, io: AuthIO) -> None:
         self._shared = Bearer("shared", settings.token.reveal())
+        self._masker = io.masker  # the app's: remembers each user's token read back
 
     async def bind(self, user: str | None, store: KeyValueStore | None) -> Bearer:
         if user and store is not None:
-            found = await load_user(store, PREFIX, user, "access_token")
+            found = await load_user(store, PREFIX, user, "access_token", masker=self._masker)
             if found is not None:
                 return Bearer(f"user:{user}", found[0])
         return self._shared
@@ -159,8 +159,7 @@ def _credential(reply: UpstreamReply) -> Mapping[str, str]:
         token = None
     if reply.status != 200 or not isinstance(token, str) or not token:
         raise UpstreamError(f"toy answered HTTP {reply.status} and no token", upstream=NAME)
-    remember_secret(token)
-    return {"access_token": token}
+    return {"access_token": token}  # the routes remember it (the last value) for masking
 
 
 SPEC = UpstreamSpec(
