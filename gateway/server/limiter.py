@@ -134,7 +134,22 @@ def plan(
     user: str | None,
     share: int = 1,
 ) -> Call:
-    """``scope: user`` policies are keyed by ``X-Gateway-User`` and skipped without one."""
+    """``scope: user`` policies are keyed by ``X-Gateway-User`` and skipped without one.
+
+    The same call (upstream, policies, account, user) recurs: its keys are built
+    once (an LRU over bounded config values and the accounts and users in use)."""
+    return _plan(prefix, upstream, tuple(policies), account, user, share)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(
+    prefix: str,
+    upstream: str,
+    policies: tuple[RatePolicy, ...],
+    account: str,
+    user: str | None,
+    share: int,
+) -> Call:
     chosen = [p for p in policies if p.scope != "user" or user is not None]
     limits = tuple(_compiled(p, share) for p in chosen)
     keys = tuple(
