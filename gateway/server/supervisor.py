@@ -45,6 +45,7 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from gateway.config import GatewayConfig
 from gateway.logs import get_logger
+from gateway.server.listener import BoundedSite, runner_options
 from gateway.server.pod_metrics import pod_registry
 from gateway.server.workers import POD_DIR_ENV, describe, write_status
 
@@ -247,10 +248,19 @@ class Supervisor:
         app.router.add_get("/healthz", _healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        server = self.config.server
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, **runner_options(server))
         await runner.setup()
+        site = BoundedSite(  # the same bounds as a single process's ops listener
+            runner,
+            *self.config.ops_listen,
+            max_connections=server.max_connections,
+            on_refused=lambda: None,  # answered 503 and closed; the probes retry
+            on_malformed=lambda status, code: None,  # logged once by the handler
+            problem_base=self.config.problem_base_url,
+        )
         try:
-            await web.TCPSite(runner, *self.config.ops_listen, reuse_address=True).start()
+            await site.start()
         except OSError:
             await runner.cleanup()
             raise
