@@ -123,7 +123,10 @@ def test_two_workers_share_the_port_and_metrics_count_every_call_once(
         assert metric(base, "gateway_build_info") == 1
     status, body = readyz(ops)
     assert status == 200 and body["checks"]["workers"] == "2/2 ready", body
-    assert readyz(gw.url)[1]["checks"]["workers"] == "2/2 ready"
+    checks = readyz(gw.url)[1]["checks"]
+    assert checks["workers"] == "2/2 ready"
+    # no Redis: each worker paces with half of every quota
+    assert checks["limiter"] == "memory (limits are per process: 1/2 of each in this one)"
 
 
 def test_a_killed_worker_is_restarted_and_traffic_flows(pod: tuple[Gateway, str]) -> None:
