@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -53,9 +53,12 @@ class _Refuse(asyncio.Protocol):
         self._problem = problem
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(_refusal(self._problem))
-        transport.close()
+        # A cast, not an isinstance check: uvloop's TCPTransport implements the
+        # interface without subclassing asyncio.WriteTransport (an assert here
+        # raised in the protocol, and the loop dropped the connection unanswered).
+        writer = cast(asyncio.WriteTransport, transport)
+        writer.write(_refusal(self._problem))
+        writer.close()
 
 
 class BoundedSite(web.BaseSite):
