@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     # configured ones).
     masker = SecretMasker()
     masker.remember_configured(secret_values(config))
-    configure_logging(level, fmt, masker)
+    configure_logging(level, fmt, masker, cache_loggers=True)
     role = None
     if args.worker is not None:
         role = WorkerRole(args.worker, args.ready_fd, os.getppid(), os.environ[POD_DIR_ENV])

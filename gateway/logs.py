@@ -45,6 +45,30 @@ SECRET_PATTERNS = (
     re.compile(r"(?i)\b(signature|password|token|psk|session|key)=[^&\s\"']+"),
 )
 
+# Any of them needs one of these (the last two start with `key=`): a text with none
+# is checked with one scan instead of three substitutions.
+_SECRET_HINT = re.compile(r"(?i)bearer|basic|=")
+
+
+class AccessEvent(str):
+    """The event name of the canonical request line (:data:`ACCESS_EVENT`): the
+    redactor checks only that line's free fields (:data:`ACCESS_TRUSTED`)."""
+
+    __slots__ = ()
+
+
+ACCESS_EVENT = AccessEvent("request")  # renders as "request"; equal to "request"
+
+# The fields of the request line whose values the gateway makes itself: names from
+# its config, statuses, problem codes, durations, counts, the level, the time, the
+# worker index. Nothing a caller or an upstream sends can reach them, so they are not
+# scanned. Every other field of that line (the path, X-Gateway-User, X-Request-Id, the
+# method as sent, a detail, and any field bound later) gets the full redaction.
+ACCESS_TRUSTED = frozenset(
+    {"event", "level", "timestamp", "upstream", "status", "code", "duration_ms",
+     "upstream_ms", "ratelimit_delay_ms", "upstream_status", "retries", "worker"}
+)  # fmt: skip
+
 # The masker of the app serving the current request (the problem middleware binds
 # it, and resets it when the request ends); None outside a request.
 CURRENT_MASKER: ContextVar[SecretMasker | None] = ContextVar("gateway_masker", default=None)
@@ -53,6 +77,8 @@ CURRENT_MASKER: ContextVar[SecretMasker | None] = ContextVar("gateway_masker", d
 def _scrub(text: str, masker: SecretMasker | None) -> str:
     if masker is not None:
         text = masker.mask(text)
+    if _SECRET_HINT.search(text) is None:
+        return text
     for pattern in SECRET_PATTERNS:
         text = pattern.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
     return text
@@ -84,6 +110,11 @@ class SecretRedactor:
         self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         masker = CURRENT_MASKER.get() or self.masker
+        if type(event_dict.get("event")) is AccessEvent:  # the request line: its free fields
+            for key, value in event_dict.items():
+                if key not in ACCESS_TRUSTED and value is not None:
+                    event_dict[key] = _redact(value, masker, key)  # same keys: no resize
+            return event_dict
         for key in list(event_dict):
             event_dict[key] = _redact(event_dict[key], masker, key)
         return event_dict
@@ -113,10 +144,19 @@ def log_settings(level: str, fmt: str, env: Mapping[str, str]) -> tuple[str, str
 
 
 def configure_logging(
-    level: str = "info", fmt: str = "auto", masker: SecretMasker | None = None
+    level: str = "info",
+    fmt: str = "auto",
+    masker: SecretMasker | None = None,
+    *,
+    cache_loggers: bool = False,
 ) -> None:
     """JSON lines (or console lines on a terminal) on stdout, at ``level`` and above;
-    known secrets masked with ``masker`` (the app's) outside a request too."""
+    known secrets masked with ``masker`` (the app's) outside a request too.
+
+    ``cache_loggers``: each logger is built on its first use and kept (structlog's
+    ``cache_logger_on_first_use``), instead of on every line. ``gateway run`` sets it:
+    it configures logging once. Tests leave it off: a cached module-level logger would
+    keep the first test's configuration (its level, its captured stdout) for good."""
     redactor = SecretRedactor(masker)
     use_console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
     renderer: Any = (
@@ -134,7 +174,7 @@ def configure_logging(
         processors=[*shared, structlog.processors.format_exc_info, redactor, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache_loggers,
     )
     # The standard library's records (aiohttp, asyncio) take the same road.
     handler = logging.StreamHandler(sys.stdout)

@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 
 from gateway.core.secrets import SecretMasker
 from gateway.logs import (
+    ACCESS_EVENT,
     REDACTED,
     SecretRedactor,
     configure_logging,
@@ -81,6 +82,29 @@ def test_secret_looking_substrings_are_masked_inside_any_string(text: str, leak:
     out = redact(detail=text)["detail"]
     assert leak not in out
     assert REDACTED in out
+
+
+def test_the_request_line_scans_its_free_fields_only() -> None:
+    # The canonical line (ACCESS_EVENT): what a caller or an upstream chose (path,
+    # user, request id, method as sent, a detail, any other field) is masked as on
+    # any line; the gateway's own fields (bounded sets, numbers) are not scanned.
+    masker = SecretMasker()
+    masker.remember_configured(["psk-1234-abcd"])
+    out = SecretRedactor(masker)(None, "info", {
+        "event": ACCESS_EVENT, "path": "/x/psk-1234-abcd", "user": "token=u-secret",
+        "request_id": "Bearer rid-secret", "method": "psk-1234-abcd", "detail": "psk-1234-abcd",
+        "later_bound": "password=pw-secret", "password": "pw2-secret", "status": 200,
+        "code": "token=trusted", "upstream": "bizzstream", "duration_ms": 1.5, "retries": 0,
+    })  # fmt: skip
+    free = ("path", "user", "request_id", "method", "detail", "later_bound", "password")
+    assert out["path"] == f"/x/{REDACTED}" and out["method"] == REDACTED
+    for leak in ("psk-1234-abcd", "u-secret", "rid-secret", "pw-secret", "pw2-secret"):
+        assert not any(leak in str(out[k]) for k in free), leak
+    assert out["code"] == "token=trusted"  # the gateway's own: never a caller's text
+    assert (out["status"], out["upstream"], out["duration_ms"]) == (200, "bizzstream", 1.5)
+    assert out["event"] == "request"
+    # Any other line named "request" gets the full redaction.
+    assert redact(event="request", code="token=abc")["code"] == f"token={REDACTED}"
 
 
 def test_registered_config_secrets_are_masked_wherever_they_appear() -> None:
