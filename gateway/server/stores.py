@@ -19,6 +19,8 @@ from gateway.metrics import Metrics
 from gateway.server.redis_client import REDIS_ERRORS, redis_failed
 from gateway.upstreams.base import KeyValueStore
 
+_TAKE = "local v = redis.call('GET', KEYS[1]); redis.call('DEL', KEYS[1]); return v"
+
 
 class MemoryStore:
     """The in-memory store (no ``REDIS_URL``): one process, entries expire like Redis keys.
@@ -45,6 +47,11 @@ class MemoryStore:
         if expires is not None and expires <= self._clock():
             del self._data[key]
             return None
+        return value
+
+    async def take(self, key: str) -> bytes | None:
+        value = await self.get(key)  # no suspension in between: atomic in the loop
+        self._data.pop(key, None)
         return value
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
@@ -81,6 +88,13 @@ class RedisStore:
     async def get(self, key: str) -> bytes | None:
         async with self._translated():
             value = await self._redis.get(f"{self._prefix}:kv:{key}")
+        return value if value is None else bytes(value)
+
+    async def take(self, key: str) -> bytes | None:
+        """GET and DEL in one script: atomic on every Redis (GETDEL needs 6.2) and
+        in a cluster (one key)."""
+        async with self._translated():
+            value = await self._redis.eval(_TAKE, 1, f"{self._prefix}:kv:{key}")
         return value if value is None else bytes(value)
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:

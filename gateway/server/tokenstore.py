@@ -51,7 +51,13 @@ class EncryptedStore:
         self._cipher = cipher
 
     async def get(self, key: str) -> bytes | None:
-        raw = await self._inner.get(key)  # Redis errors: translated in stores.RedisStore
+        # Redis errors: translated in stores.RedisStore
+        return self._decrypted(key, await self._inner.get(key))
+
+    async def take(self, key: str) -> bytes | None:
+        return self._decrypted(key, await self._inner.take(key))
+
+    def _decrypted(self, key: str, raw: bytes | None) -> bytes | None:
         if not raw:
             return None
         try:

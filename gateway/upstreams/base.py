@@ -107,6 +107,11 @@ class KeyValueStore(Protocol):
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
 
+    async def take(self, key: str) -> bytes | None:
+        """The value, deleted in the same step (atomic: of concurrent takes of one
+        key, one gets it); None when absent or expired."""
+        ...
+
 
 def _no_sender(request: OutboundRequest) -> Awaitable[UpstreamReply]:
     raise UpstreamError("this auth was built without a sender: it cannot log in")

@@ -46,7 +46,6 @@ from gateway.upstreams.base import KeyValueStore
 # What a handle or a code in the callback's query may be: printable ASCII, bounded.
 PRINTABLE = re.compile(r"^[\x21-\x7e]{1,512}$")
 PENDING_TTL = 600.0  # seconds a user has to approve at the upstream
-GONE_TTL = 0.001  # the store has no delete: an empty value that expires at once
 
 
 @dataclass(frozen=True)
@@ -204,14 +203,14 @@ async def save_pending(store: KeyValueStore, prefix: str, handle: str, pending: 
 async def take_pending(
     store: KeyValueStore, prefix: str, handle: str, masker: SecretMasker | None = None
 ) -> Pending | None:
-    """The onboarding ``handle`` started, usable once; its secret remembered by ``masker``."""
-    key = f"{prefix}pending:{handle}"
-    data = _decode(await store.get(key), "user", "token_secret")
+    """The onboarding ``handle`` started, usable once (taken and deleted in one step:
+    of callbacks racing with one handle, one finds it); its secret remembered by
+    ``masker``."""
+    data = _decode(await store.take(f"{prefix}pending:{handle}"), "user", "token_secret")
     if data is None:
         return None
     if data["token_secret"] and masker is not None:
         masker.remember(data["token_secret"])
-    await store.set(key, b"", ttl=GONE_TTL)
     caller = data.get("caller")
     return Pending(
         data["user"],

@@ -12,6 +12,7 @@ proxied call carrying the user's token.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -182,3 +183,45 @@ async def test_oauth_routes_of_an_upstream_without_onboarding_are_404(setup: Set
     problem = assert_problem(body, 404)
     assert problem["code"] == "unknown_upstream" and problem.get("upstream") is None
     assert await whoami(s) == "toy-shared"  # 2-legged, proxied as ever
+
+
+async def together(s: Setup, targets: list[str]) -> list[tuple[int, bytes]]:
+    """GET each target on a connection of its own, every request written once every
+    connection is open: they reach the gateway together."""
+    host, port = urlsplit(s.gateway).hostname, urlsplit(s.gateway).port
+    streams = [await asyncio.open_connection(host, port) for _ in targets]
+    for (_, writer), target in zip(streams, targets, strict=True):
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+
+    async def answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> tuple[int, bytes]:
+        data = await reader.read()
+        writer.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), body
+
+    return await asyncio.gather(*(answer(r, w) for r, w in streams))
+
+
+async def test_concurrent_callbacks_with_one_state_take_the_onboarding_once(setup: Setup) -> None:
+    """The one-time handle is taken atomically: callbacks racing with the same state
+    (a browser's double submit, or a leaked callback URL replayed at once) find the
+    onboarding once; the others are refused before any token call reaches the upstream."""
+    s = setup
+    status, headers, _ = await get(s, "/oauth/toy/start?user=erin", CALLER)
+    assert status == 302
+    status, headers, _ = await get(s, headers["Location"] + "&user=toy-erin")  # approval
+    back = urlsplit(headers["Location"])
+    url = f"{back.path}?{back.query}"
+    # Unknown states first, together: the gateway's Redis pool holds a connection each.
+    warm = await together(s, [f"/oauth/toy/callback?state=warm{n}&code=x" for n in range(6)])
+    assert [status for status, _ in warm] == [400] * 6
+    results = await together(s, [url] * 6)
+    assert sorted(status for status, _ in results) == [200, 400, 400, 400, 400, 400], results
+    for status, body in results:
+        if status != 200:
+            problem = assert_problem(body, 400)
+            assert problem["code"] == "invalid_request"
+            assert "unknown, used or expired" in problem["detail"]
+    assert await whoami(s, "erin") == "toy-erin"
