@@ -32,7 +32,9 @@ class ReservedPath:
     @property
     def pattern(self) -> re.Pattern[str]:
         body = re.escape(self.route).replace(re.escape("{upstream}"), "[^/]+")
-        return re.compile(f"^{body}(?:/.*)?$" if self.prefix else f"^{body}$", re.DOTALL)
+        # \Z, not $: `$` also matches before a final newline, and "/healthz\n" (a
+        # decoded %0A) is not /healthz: aiohttp routes it to the proxy's catch-all.
+        return re.compile(f"^{body}(?:/.*)?\\Z" if self.prefix else f"^{body}\\Z", re.DOTALL)
 
 
 HEALTHZ = ReservedPath("/healthz", Guard.OPEN, quiet=True)

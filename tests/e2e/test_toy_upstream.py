@@ -225,3 +225,15 @@ async def test_concurrent_callbacks_with_one_state_take_the_onboarding_once(setu
             assert problem["code"] == "invalid_request"
             assert "unknown, used or expired" in problem["detail"]
     assert await whoami(s, "erin") == "toy-erin"
+
+
+async def test_a_path_that_only_ends_like_an_open_one_needs_a_caller_token(setup: Setup) -> None:
+    """An encoded newline after an open path's end (``/healthz%0A``, ``/oauth/toy/callback%0A``)
+    is not that path: aiohttp routes it to the proxy's catch-all, and caller authentication
+    must guard it like any other proxied path (401 before anything else)."""
+    s = setup
+    for path in ("/healthz%0A", "/oauth/toy/callback%0A?state=x&code=y", "/problems%0A"):
+        _, _, body = await get(s, path)
+        assert assert_problem(body, 401)["code"] == "caller_unauthorized", path
+        _, _, body = await get(s, path, CALLER)
+        assert assert_problem(body, 404)["code"] == "unknown_upstream", path
