@@ -13,6 +13,7 @@ accessor raises at the first problem (unit tests of one parser use that).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -25,6 +26,16 @@ T = TypeVar("T")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def extend(part: Any, settings: Callable[..., T], **more: Any) -> T:
+    """``settings`` (a dataclass extending ``part``'s) with ``part``'s fields and ``more``.
+
+    An upstream's ``auth`` section holds the fields of one of its ``auth.users.<user>``
+    entries plus its own: the upstream parses those shared fields with the same
+    function for both, then extends the shared part with the rest.
+    """
+    return settings(**{f.name: getattr(part, f.name) for f in dataclasses.fields(part)}, **more)
 
 
 class Secret:

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from gateway.config_reader import Secret, Section
+from gateway.config_reader import Secret, Section, extend
 from gateway.core.errormap import parse_json, retry_after_seconds
 from gateway.core.messages import OutboundRequest, UpstreamReply, header_all
 from gateway.core.problem import Problem
@@ -69,14 +69,16 @@ NAME = "beeswax"
 
 @dataclass(frozen=True)
 class BeeswaxLogin:
+    """A login: a user's (``auth.users.<user>``), or the shared one (``auth``'s own)."""
+
     email: str
     password: Secret
 
 
 @dataclass(frozen=True)
-class BeeswaxAuthSettings:
-    email: str
-    password: Secret
+class BeeswaxAuthSettings(BeeswaxLogin):
+    """The shared login, the upstream-wide login settings, and each user's login."""
+
     login_path: str = "/rest/authenticate"
     keep_logged_in: bool = True
     login_backoff_max: float = 60.0
@@ -84,13 +86,15 @@ class BeeswaxAuthSettings:
     users: Mapping[str, BeeswaxLogin] = field(default_factory=dict)
 
 
+def _parse_login(section: Section) -> BeeswaxLogin:
+    return BeeswaxLogin(email=section.text("email"), password=section.secret("password"))
+
+
 def parse_auth(section: Section) -> BeeswaxAuthSettings:
-    users = section.each(
-        "users", lambda sub: BeeswaxLogin(email=sub.text("email"), password=sub.secret("password"))
-    )
-    settings = BeeswaxAuthSettings(
-        email=section.text("email"),
-        password=section.secret("password"),
+    users = section.each("users", _parse_login)
+    settings = extend(
+        _parse_login(section),
+        BeeswaxAuthSettings,
         login_path=section.text("login_path", "/rest/authenticate"),
         keep_logged_in=section.flag("keep_logged_in", True),
         login_backoff_max=section.duration("login_backoff_max", 60.0),
@@ -176,7 +180,7 @@ class SessionCookieAuth:
                 self, TenantSession(login, CookieJar(wall_clock, masker=self.io.masker), backoff)
             )
 
-        self._shared = credential(BeeswaxLogin(settings.email, settings.password))
+        self._shared = credential(settings)
         self._users = {user: credential(login) for user, login in settings.users.items()}
 
     async def bind(self, user: str | None, store: KeyValueStore | None) -> TenantCredential:

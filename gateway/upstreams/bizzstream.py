@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.config_reader import Secret, Section
+from gateway.config_reader import Secret, Section, extend
 from gateway.core.errormap import parse_json
 from gateway.core.messages import OutboundRequest, UpstreamReply
 from gateway.upstreams.base import (
@@ -40,28 +40,34 @@ NAME = "bizzstream"
 
 @dataclass(frozen=True)
 class BizzStreamCredentials:
+    """A token provider and its environment: a user's (``auth.users.<user>``), or the
+    shared ones (``auth``'s own)."""
+
     provider: ProviderSettings
     environment_id: str
 
 
 @dataclass(frozen=True)
-class BizzStreamAuthSettings:
-    provider: ProviderSettings
-    environment_id: str
+class BizzStreamAuthSettings(BizzStreamCredentials):
+    """The shared credentials and each user's."""
+
     users: Mapping[str, BizzStreamCredentials] = field(default_factory=dict)
+
+
+def _parse_user(section: Section, environment_id: str) -> BizzStreamCredentials:
+    """A user's provider, and environment: the shared one unless the user names one."""
+    return BizzStreamCredentials(
+        provider=parse_provider(section),
+        environment_id=section.text("environment_id", environment_id),
+    )
 
 
 def parse_auth(section: Section) -> BizzStreamAuthSettings:
     environment_id = section.text("environment_id")
-    provider = parse_provider(section)
-    users = section.each(
-        "users",
-        lambda sub: BizzStreamCredentials(
-            provider=parse_provider(sub), environment_id=sub.text("environment_id", environment_id)
-        ),
-    )
+    shared = BizzStreamCredentials(provider=parse_provider(section), environment_id=environment_id)
+    users = section.each("users", lambda sub: _parse_user(sub, environment_id))
     section.done()
-    return BizzStreamAuthSettings(provider=provider, environment_id=environment_id, users=users)
+    return extend(shared, BizzStreamAuthSettings, users=users)
 
 
 def token_expired(reply: UpstreamReply) -> bool:
@@ -110,14 +116,11 @@ class BearerEnvironmentAuth:
         self.settings = settings
         io = io or AuthIO(NAME)
 
-        def credential(provider: ProviderSettings, environment_id: str) -> BearerCredential:
-            return BearerCredential(build_provider(provider), environment_id, io)
+        def credential(creds: BizzStreamCredentials) -> BearerCredential:
+            return BearerCredential(build_provider(creds.provider), creds.environment_id, io)
 
-        self._shared = credential(settings.provider, settings.environment_id)
-        self._users = {
-            user: credential(creds.provider, creds.environment_id)
-            for user, creds in settings.users.items()
-        }
+        self._shared = credential(settings)
+        self._users = {user: credential(creds) for user, creds in settings.users.items()}
 
     async def bind(self, user: str | None, store: KeyValueStore | None) -> BearerCredential:
         return self._users.get(user or "", self._shared)

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from gateway.config_reader import Secret, Section
+from gateway.config_reader import Secret, Section, extend
 from gateway.core.messages import OutboundRequest, UpstreamReply, header_drop
 from gateway.core.streamone_password import UnsupportedSalt, session_response, v2_hash
 from gateway.core.streamone_signing import (
@@ -78,6 +78,8 @@ FORM = "application/x-www-form-urlencoded"
 
 @dataclass(frozen=True)
 class StreamOneActorSettings:
+    """An actor: a user's (``auth.users.<user>``), or the shared one (``auth``'s own)."""
+
     auth_type: str
     actor_id: str
     psk: Secret
@@ -85,11 +87,9 @@ class StreamOneActorSettings:
 
 
 @dataclass(frozen=True)
-class StreamOneAuthSettings:
-    auth_type: str
-    actor_id: str
-    psk: Secret
-    session: SessionSettings | None = None
+class StreamOneAuthSettings(StreamOneActorSettings):
+    """The shared actor and each user's."""
+
     users: Mapping[str, StreamOneActorSettings] = field(default_factory=dict)
 
 
@@ -116,11 +116,9 @@ def _parse_actor(section: Section) -> StreamOneActorSettings:
 
 def parse_auth(section: Section) -> StreamOneAuthSettings:
     users = section.each("users", _parse_actor)
-    shared = _parse_actor(section)
+    settings = extend(_parse_actor(section), StreamOneAuthSettings, users=users)
     section.done()
-    return StreamOneAuthSettings(
-        shared.auth_type, shared.actor_id, shared.psk, shared.session, users
-    )
+    return settings
 
 
 @dataclass
@@ -217,11 +215,7 @@ class SignedQueryAuth:
             state = ActorState(Actor(a.auth_type, a.actor_id), a.psk, a.session, Backoff())
             return ActorCredential(self, state)
 
-        self._shared = credential(
-            StreamOneActorSettings(
-                settings.auth_type, settings.actor_id, settings.psk, settings.session
-            )
-        )
+        self._shared = credential(settings)
         self._users = {user: credential(actor) for user, actor in settings.users.items()}
 
     async def bind(self, user: str | None, store: KeyValueStore | None) -> ActorCredential:
