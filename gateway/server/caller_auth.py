@@ -1,5 +1,11 @@
 """Caller authentication and the users a caller may act for (``callers.tokens``).
 
+Every request's ``X-Gateway-User``, when sent, must be 1-128 printable ASCII
+characters (else 400 ``invalid_request``): ``gateway_user_middleware``, right
+inside the problem middleware, so it is checked before anything else about the
+request. It becomes the request's user (the access log's ``user``, bound on
+every line logged while serving the request).
+
 When ``callers.tokens`` is configured, every request but the open reserved
 paths (``gateway/core/reserved.py``: the health paths, the browsers' onboarding
 callbacks and the problem pages) must carry ``Authorization: Bearer <token>`` of one
@@ -18,8 +24,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.config_callers import CallerToken
+from gateway.core.headers import GATEWAY_USER
 from gateway.core.reserved import is_open
-from gateway.errors import CallerForbidden, CallerUnauthorized
+from gateway.errors import CallerForbidden, CallerUnauthorized, InvalidRequest
 from gateway.server.keys import config_of
 from gateway.server.requestinfo import INFO
 
@@ -47,6 +54,18 @@ def require_user(request: web.Request, user: str) -> CallerToken | None:
             f"the caller {caller.name!r} may not act for the user {user!r} (callers.tokens[].users)"
         )
     return caller
+
+
+@web.middleware
+async def gateway_user_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    user = request.headers.get("X-Gateway-User")
+    if user is not None:
+        if not GATEWAY_USER.match(user):
+            raise InvalidRequest("X-Gateway-User must be 1-128 printable characters")
+        info = request[INFO]
+        info.user = user
+        info.bind(user=user)
+    return await handler(request)
 
 
 @web.middleware

@@ -4,9 +4,12 @@
    exception into an RFC 9457 problem (an unexpected one becomes a 500 that
    names only the request id; the traceback goes to the log), and records the
    outcome: one canonical log line and the request metrics.
-2. ``framing_middleware`` — refuses an ``Expect`` other than ``100-continue``
+2. ``gateway_user_middleware`` (``caller_auth.py``) — refuses a malformed
+   ``X-Gateway-User`` (400) before anything else is looked at, and makes it the
+   request's user.
+3. ``framing_middleware`` — refuses an ``Expect`` other than ``100-continue``
    (417) and a transfer coding other than ``chunked`` (501): ``framing.py``.
-3. ``caller_auth_middleware`` (``caller_auth.py``) — checks the caller's own
+4. ``caller_auth_middleware`` (``caller_auth.py``) — checks the caller's own
    credential when ``callers.tokens`` is configured, and that it may act for the
    ``X-Gateway-User`` it sends. Health paths stay open.
 """
@@ -20,15 +23,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from structlog.contextvars import bind_contextvars, reset_contextvars
+from structlog.contextvars import reset_contextvars
 
 from gateway.core.headers import GATEWAY_USER
 from gateway.core.problem import DEFAULT_PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Problem
 from gateway.core.reserved import QUIET
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.errors import GatewayError
 from gateway.logs import ACCESS_EVENT, CURRENT_MASKER, get_logger
 from gateway.metrics import child, method_label
-from gateway.server.caller_auth import caller_auth_middleware
+from gateway.server.caller_auth import caller_auth_middleware, gateway_user_middleware
 from gateway.server.framing import framing_middleware
 from gateway.server.keys import CONFIG, MASKER, METRICS
 from gateway.server.requestinfo import INFO, RequestInfo
@@ -81,19 +84,13 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     info = RequestInfo(request_id=_request_id(request))
     request[INFO] = info
     code, status = "ok", 500
-    # Every line logged while serving the request carries its id (and user, and
-    # upstream: server/proxy.py); reset when it ends.
-    bound = dict(bind_contextvars(request_id=info.request_id))
+    # Every line logged while serving the request carries its id (and user:
+    # caller_auth.py, and upstream: server/proxy.py); reset when it ends.
+    info.bind(request_id=info.request_id)
     # ... and is masked with this app's masker (gateway/logs.py), whatever other
     # app shares the process.
     masking = CURRENT_MASKER.set(request.app.get(MASKER))
     try:
-        user = request.headers.get("X-Gateway-User")
-        if user is not None and not GATEWAY_USER.match(user):
-            raise InvalidRequest("X-Gateway-User must be 1-128 printable characters")
-        info.user = user
-        if user is not None:
-            bound.update(bind_contextvars(user=user))
         response = await handler(request)
         status = response.status
         return response
@@ -111,7 +108,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         info.code = code
         _record(request, info, status, code, time.perf_counter() - started)
-        reset_contextvars(**bound)
+        reset_contextvars(**info.bound)
         CURRENT_MASKER.reset(masking)
 
 
@@ -199,4 +196,7 @@ def _record(
     )
 
 
-MIDDLEWARES = (problem_middleware, framing_middleware, caller_auth_middleware)
+# The request's envelope (its id, its problem, its user): every app of the gateway
+# starts with it, the onboarding callbacks' listener has it alone.
+ENVELOPE = (problem_middleware, gateway_user_middleware)
+MIDDLEWARES = (*ENVELOPE, framing_middleware, caller_auth_middleware)

@@ -299,6 +299,27 @@ async def test_an_unsupported_expect_is_a_417_problem_logged_and_counted(
         assert registry.get_sample_value("gateway_requests_total", labels) == 1
 
 
+async def test_which_refusal_wins_when_several_things_are_wrong(
+    aiohttp_client: Any, standins: Standins, tmp_path: Path
+) -> None:
+    """A malformed X-Gateway-User first (400), then the framing (417), then the caller
+    token (401): the order of the middlewares, whatever checks each."""
+    path = write_config(
+        tmp_path, lambda d: d.update(callers={"tokens": [{"token": "caller-1", "users": "*"}]})
+    )
+    client = await aiohttp_client(create_app(make_config(standins, path)))
+    head = b"GET /bizzstream/__fault/echo HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n"
+    bad_user, bad_expect = b"X-Gateway-User: " + b"a" * 200 + b"\r\n", b"Expect: bogus\r\n"
+    wanted = [
+        (bad_user + bad_expect, 400, "X-Gateway-User"),
+        (b"X-Gateway-User: alice\r\n" + bad_expect, 417, "100-continue"),
+        (b"X-Gateway-User: alice\r\n", 401, "caller token"),
+    ]
+    for headers, status, named in wanted:
+        got, problem = _problem_of(await _raw(client, head + headers + b"\r\n"))
+        assert (got, named in problem["detail"]) == (status, True), problem
+
+
 async def test_expect_100_continue_still_works(gateway_client: Any) -> None:
     resp = await gateway_client.post("/bizzstream/__fault/echo", data=b'{"a": 1}', expect100=True)
     assert resp.status == 200

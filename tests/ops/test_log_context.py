@@ -1,5 +1,5 @@
 """Every line logged while serving a request carries its request id (and user):
-bound in structlog's context by the outermost middleware (issue 11)."""
+bound in structlog's context by the outermost middlewares (issue 11)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from structlog.testing import LogCapture
 from gateway.logs import get_logger
 from gateway.metrics import create_metrics
 from gateway.server.keys import METRICS
-from gateway.server.middlewares import problem_middleware
+from gateway.server.middlewares import ENVELOPE
 
 deep = get_logger("gateway.deep")
 
@@ -36,7 +36,7 @@ async def _deep_handler(request: web.Request) -> web.Response:
 async def test_lines_logged_deep_in_a_request_carry_its_id_and_user(
     aiohttp_client: Any, captured: LogCapture
 ) -> None:
-    app = web.Application(middlewares=[problem_middleware])
+    app = web.Application(middlewares=ENVELOPE)
     app[METRICS] = create_metrics(CollectorRegistry())
     app.router.add_get("/x", _deep_handler)
     client = await aiohttp_client(app)
