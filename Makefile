@@ -68,7 +68,7 @@ ops-lint: venv
 	$(BIN)/ruff format --check deploy
 
 # issue 12: the gateway against a bare aiohttp proxy and nginx direct, in front of a fixed
-# nginx upstream (bench/speed.py, bench/README.md; about 8 minutes). BENCH_ARGS="--quick"
+# nginx upstream (bench/speed.py, bench/README.md; about 10 minutes). BENCH_ARGS="--quick"
 # for a smoke run, BENCH_ARGS="--soak 300000" to add the RSS soak. Not part of make test.
 # The older scripts run on their own: .venv/bin/python bench/limiter.py (tracing.py, ...).
 BENCH_ARGS ?=

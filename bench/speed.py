@@ -631,12 +631,10 @@ def soak(bench: Bench, total: int, step: int = 50_000) -> list[str]:
         f"RSS about every {step:,}"
     ]
     samples = [(served(c), rss_mb(c.proc.pid))]
-    probe = bench.load.closed(c, conns, 2)  # the rate that sizes the first run
-    rate, done = probe["rps"], probe["requests"]
-    while done < total:
+    rate = bench.load.closed(c, conns, 2)["rps"]  # the rate that sizes the first run
+    while (done := served(c) - samples[0][0]) < total:
         n = min(step, total - done)
         result = bench.load.closed(c, conns, max(1.0, n / max(rate, 1.0)))
-        done += result["requests"]
         rate = result["rps"]
         samples.append((served(c), rss_mb(c.proc.pid)))
         print(f"  served {samples[-1][0]:>9,}  RSS {samples[-1][1]:6.1f} MB", flush=True)
