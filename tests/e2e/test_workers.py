@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,6 +189,10 @@ def test_sighup_reaches_every_worker(pod: tuple[Gateway, str]) -> None:
 def test_workers_leave_when_the_supervisor_is_killed(pod: tuple[Gateway, str]) -> None:
     gw, _ = pod
     pids = worker_pids(gw)
+    environ = Path(f"/proc/{pids[0]}/environ").read_bytes().split(b"\0")
+    (pod_dir,) = [
+        v.split(b"=", 1)[1] for v in environ if v.startswith(b"PROMETHEUS_MULTIPROC_DIR=")
+    ]
     gw.proc.kill()  # SIGKILL: no drain forwarded, the workers must notice on their own
     gw.proc.wait(5)
 
@@ -199,6 +204,7 @@ def test_workers_leave_when_the_supervisor_is_killed(pod: tuple[Gateway, str]) -
         return False
 
     wait_for(lambda: all(gone(pid) for pid in pids.values()), "the orphaned workers gone", 10)
+    shutil.rmtree(pod_dir.decode(), ignore_errors=True)  # a killed supervisor leaves it
 
 
 @pytest.mark.skipif(
