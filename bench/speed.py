@@ -173,9 +173,9 @@ def with_workers(data: dict[str, Any]) -> None:
 class Load:
     """Closed loop (wrk, else bench/loadgen.py ``closed``) and open loop (loadgen ``open``)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, use_wrk: bool = True) -> None:
         self.tmp = tmp
-        self.wrk = shutil.which("wrk")
+        self.wrk = shutil.which("wrk") if use_wrk else None
         version = "" if self.wrk is None else _wrk_version(self.wrk)
         self.closed_kind = f"wrk {version}" if self.wrk else "bench/loadgen.py closed (no wrk)"
 
@@ -325,10 +325,10 @@ def served(setup: Setup) -> int:
 
 
 class Bench:
-    def __init__(self, tmp: Path, s: Settings, fallback_upstream: bool = False) -> None:
+    def __init__(self, tmp: Path, s: Settings, fallbacks: bool = False) -> None:
         self.tmp, self.s = tmp, s
-        self.load = Load(tmp)
-        self.upstream = start_upstream(tmp, free_port(), wait_port, fallback_upstream)
+        self.load = Load(tmp, use_wrk=not fallbacks)
+        self.upstream = start_upstream(tmp, free_port(), wait_port, fallbacks)
         self.redis: RedisServer | None = None
         self.setups: list[Setup] = []
         self.notes: list[str] = []
@@ -373,6 +373,8 @@ class Bench:
             c2 = Setup("C2", "gateway, as C, 2 workers", free_port(),
                        target=Target(1.7, None, None, 80.0, versus="C"))  # fmt: skip
             wanted.append((c2, with_workers, plain))
+        elif not workers:
+            self.notes.append("C, 2 workers: not run (--no-workers)")
         else:
             self.notes.append(
                 f"C, 2 workers: not run: this gateway does not accept `{'.'.join(WORKERS)}: 2`"
@@ -671,11 +673,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="then push N requests through C, RSS every 50,000")  # fmt: skip
     parser.add_argument("--soak-only", action="store_true", help="skip the table")
     parser.add_argument("--no-workers", action="store_true", help="skip the 2-worker row")
-    parser.add_argument("--fallback-upstream", action="store_true",
-                        help="the asyncio upstream even when nginx is installed")  # fmt: skip
+    fallbacks = "the asyncio upstream and the Python load generator even with nginx and wrk"
+    parser.add_argument("--fallbacks", action="store_true", help=fallbacks)
     args = parser.parse_args(argv)
     s = QUICK if args.quick else Settings(rounds=args.rounds, seconds=args.seconds)
-    with running(s, args.fallback_upstream, not args.no_workers) as bench:
+    with running(s, args.fallbacks, not args.no_workers) as bench:
         if not args.soak_only:
             print("running: " + ", ".join(x.key for x in bench.setups), flush=True)
             bench.rounds()
