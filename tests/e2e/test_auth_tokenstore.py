@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
@@ -76,3 +78,20 @@ async def test_the_memory_store_sweeps_expired_entries() -> None:
     now[0] += PENDING_TTL * 2
     await store.set("last", b"v")
     assert len(store) == 2  # "kept" and "last"
+
+
+@pytest.mark.parametrize("where", ["redis", "memory"])
+async def test_take_gives_a_value_once_even_to_concurrent_takers(
+    where: str, redis_flushed: str
+) -> None:
+    client = aioredis.Redis.from_url(redis_flushed)
+    try:
+        inner = RedisStore(client, "gwtest") if where == "redis" else MemoryStore()
+        store = create_token_store(inner, Secret("a-key"))
+        await store.set("pending:h", b"onboarding", ttl=60)
+        await asyncio.gather(*(client.ping() for _ in range(8)))  # a connection each
+        taken = await asyncio.gather(*(store.take("pending:h") for _ in range(8)))
+        assert sorted(taken, key=bool) == [None] * 7 + [b"onboarding"]
+        assert await store.get("pending:h") is None and await store.take("absent") is None
+    finally:
+        await client.aclose()
