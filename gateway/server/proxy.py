@@ -171,9 +171,12 @@ async def _bind(request: web.Request, upstream: Upstream, outbound: OutboundRequ
     covers it, and who its quota counts against."""
     state, name, info = request.app[STATE], upstream.name, request[INFO]
     cfg, spec = upstream.config, upstream.spec
+    streamed = outbound.streamed_body
+    if not streamed:  # nothing to read: refused before its credentials are read
+        spec.check_request(outbound)
     # per-user or shared credentials; may read the token store
     credential = await upstream.auth.bind(info.user, state.token_store)
-    if outbound.streamed_body and credential.needs_body(outbound):
+    if streamed and credential.needs_body(outbound):  # whether to read it is the credential's
         body = await read_body(request, cfg.max_body_bytes, name)
         outbound = replace(
             outbound,
@@ -181,7 +184,8 @@ async def _bind(request: web.Request, upstream: Upstream, outbound: OutboundRequ
             body=body,
             streamed_body=False,
         )
-    spec.check_request(outbound)
+    if streamed:
+        spec.check_request(outbound)
     subpath = outbound.path[len(cfg.base_path) :] or "/"
     quota = QuotaCall.of(cfg, request.method, subpath, credential.account, info.user)
     return ProxyCall(request, cfg, spec, credential, upstream.client, outbound, quota)

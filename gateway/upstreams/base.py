@@ -237,7 +237,9 @@ class UpstreamSpec:
     # GatewayError to refuse it). None: proxy it.
     answer_locally: Callable[[Any, OutboundRequest], LocalAnswer | None] = no_local_answer
     # Refuses (raises InvalidRequest) a call the upstream must never get, with
-    # the body read when the auth signs it; before credentials and quota.
+    # the body read when the credential signs it; before quota, and before the
+    # credentials are bound unless the call has a body (whether it is read is the
+    # bound credential's needs_body).
     check_request: Callable[[OutboundRequest], None] = no_check
     # 3-legged onboarding (users connect their own account): served by the generic
     # /oauth/<name>/start|callback routes (gateway/upstreams/onboarding.py). None: none.

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
+from gateway.config import load_config
 from gateway.config_reader import Secret
+from gateway.devrun import STANDIN_CREDENTIALS
 from gateway.errors import UpstreamUnavailable
+from gateway.server.app import create_app
 from gateway.server.stores import MemoryStore, RedisStore
 from gateway.server.tokenstore import create_token_store
 from gateway.upstreams.buzzstream_tokens import PENDING_TTL, save_pending
-from tests.harness import free_port
+from tests.conftest import assert_problem
+from tests.harness import CONFIG, free_port
 
 
 async def test_values_are_encrypted_at_rest_and_keys_rotate(redis_flushed: str) -> None:
@@ -95,3 +101,21 @@ async def test_take_gives_a_value_once_even_to_concurrent_takers(
         assert await store.get("pending:h") is None and await store.take("absent") is None
     finally:
         await client.aclose()
+
+
+async def test_a_refused_call_is_refused_before_its_credentials_are_read(
+    aiohttp_server: Any,
+) -> None:
+    """check_request runs before auth.bind when the call has no body to read (as in
+    c42fca1): a BuzzStream call with its own oauth_* parameter is a 400 even when the
+    token store that bind() reads for X-Gateway-User is down (Redis), not a 503."""
+    env = dict(STANDIN_CREDENTIALS, GATEWAY_TOKEN_STORE_KEY="k" * 32)
+    for name in ("BIZZSTREAM", "BEESWAX", "BUZZSTREAM", "STREAMONE"):
+        env[f"{name}_URL"] = "http://127.0.0.1:9"
+    env["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # configured, down
+    server = await aiohttp_server(create_app(load_config(CONFIG, env)))
+    async with aiohttp.ClientSession() as http:
+        url = server.make_url("/buzzstream/websites?oauth_token=x")
+        async with http.get(url, headers={"X-Gateway-User": "alice"}) as resp:
+            problem = assert_problem(await resp.read(), 400)
+    assert problem["code"] == "invalid_request" and "oauth_token" in problem["detail"]
