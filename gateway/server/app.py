@@ -22,7 +22,7 @@ from gateway.server.framing import expect_handler
 from gateway.server.health import add_health_routes
 from gateway.server.keys import CONFIG, MASKER, METRICS, STATE
 from gateway.server.limiter_redis import create_limiter
-from gateway.server.middlewares import MIDDLEWARES, add_gateway_headers
+from gateway.server.middlewares import MIDDLEWARES, gateway_app
 from gateway.server.oauth_routes import add_oauth_routes
 from gateway.server.problem_pages import add_problem_routes
 from gateway.server.proxy import handle_proxy
@@ -167,7 +167,7 @@ def create_app(
             "can call the upstreams with the gateway's credentials",
         )
     middlewares = MIDDLEWARES if tracing is None else (tracing.middleware, *MIDDLEWARES)
-    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
+    app = gateway_app(middlewares, client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[MASKER] = masker
     app[METRICS] = metrics if metrics is not None else create_metrics()
@@ -177,7 +177,6 @@ def create_app(
         ("redis",) if config.redis.url is not None else (),
     )
     app[STATE] = GatewayState(tracing=tracing, budget=ByteBudget(config.server.max_buffered_bytes))
-    app.on_response_prepare.append(add_gateway_headers)
     app.cleanup_ctx.append(_tracing)  # first in, last out: flushes spans of the last calls
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_limiter)

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from structlog.contextvars import reset_contextvars
 
 from gateway.core.headers import GATEWAY_USER
@@ -151,9 +152,9 @@ def _stream_failure(info: RequestInfo, exc: Exception) -> tuple[str, int]:
     return STREAM_BROKEN, info.sent_status or 502
 
 
-async def add_gateway_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: every reply, streamed or not, carries the request id
-    and the RateLimit fields of the policy that applied."""
+async def _gateway_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every reply's own headers: the request id and the RateLimit fields of the
+    policy that applied (:func:`gateway_app`)."""
     info = request.get(INFO)
     if info is None:
         return
@@ -198,5 +199,19 @@ def _record(
 
 # The request's envelope (its id, its problem, its user): every app of the gateway
 # starts with it, the onboarding callbacks' listener has it alone.
-ENVELOPE = (problem_middleware, gateway_user_middleware)
-MIDDLEWARES = (*ENVELOPE, framing_middleware, caller_auth_middleware)
+ENVELOPE: tuple[Middleware, ...] = (problem_middleware, gateway_user_middleware)
+MIDDLEWARES: tuple[Middleware, ...] = (*ENVELOPE, framing_middleware, caller_auth_middleware)
+
+
+def gateway_app(
+    middlewares: tuple[Middleware, ...] = MIDDLEWARES, client_max_size: int = 1024**2
+) -> web.Application:
+    """An app of the gateway: ``middlewares`` (the stack, or its envelope alone) and
+    the gateway's headers on every reply it sends, whatever its kind (a problem, a
+    local answer, a body read whole or streamed, an onboarding step, a health
+    check). They are written by one ``on_response_prepare`` hook: the one point
+    every reply passes before its headers leave, a streamed one included (its
+    headers are sent before the middlewares see it)."""
+    app = web.Application(middlewares=middlewares, client_max_size=client_max_size)
+    app.on_response_prepare.append(_gateway_headers)
+    return app

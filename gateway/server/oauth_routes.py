@@ -56,7 +56,7 @@ from gateway.server.admission import admit
 from gateway.server.caller_auth import require_user
 from gateway.server.framing import expect_handler
 from gateway.server.keys import CONFIG, MASKER, METRICS, STATE, config_of
-from gateway.server.middlewares import ENVELOPE, add_gateway_headers
+from gateway.server.middlewares import ENVELOPE, gateway_app
 from gateway.server.problem_pages import add_problem_routes
 from gateway.server.requestinfo import INFO
 from gateway.server.state import Upstream
@@ -212,12 +212,11 @@ def onboarding_app(app: web.Application) -> web.Application:
     """The browser-facing listener: the callbacks and ``/problems`` alone, sharing
     ``app``'s state (token store, upstream clients). ``start`` is not here: it is
     the internal app's to call, on the proxy port, behind caller authentication."""
-    browser = web.Application(middlewares=ENVELOPE)
+    browser = gateway_app(ENVELOPE)
     browser[CONFIG] = app[CONFIG]
     browser[METRICS] = app[METRICS]
     browser[STATE] = app[STATE]
     browser[MASKER] = app[MASKER]
-    browser.on_response_prepare.append(add_gateway_headers)
     browser.router.add_route("*", ONBOARDING_CALLBACK.route, callback)
     add_problem_routes(browser)
     return browser
