@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -144,6 +145,17 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / TICK
+
+
+def machine_busy() -> float:
+    """CPU seconds every core spent busy since boot (/proc/stat: all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(fields) - fields[3] - fields[4]) / TICK
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_mb(pid: int) -> float:
@@ -427,10 +439,18 @@ class Bench:
     def measure(self, setup: Setup, phase: str, run: Callable[[], dict[str, Any]]) -> None:
         pids = setup.pids()
         redis_before = self._redis_info() if setup.key == "D" and phase == "load" else None
-        cpu, wall = cpu_seconds(pids), time.monotonic()
+        ours = pids + ([self.redis.proc.pid] if self.redis and self.redis.proc else [])
+        busy, gen = machine_busy(), children_cpu()
+        cpu, redis_cpu, wall = cpu_seconds(pids), cpu_seconds(ours), time.monotonic()
         result = run()
-        result["cpu_us"] = (cpu_seconds(pids) - cpu) * 1e6 / max(1, result["requests"])
-        result["cpu_cores"] = (cpu_seconds(pids) - cpu) / (time.monotonic() - wall)
+        took = time.monotonic() - wall
+        used = cpu_seconds(pids) - cpu
+        result["cpu_us"] = used * 1e6 / max(1, result["requests"])
+        result["cpu_cores"] = used / took
+        # what the rest of the machine took meanwhile: all busy CPU minus the setup's
+        # processes, redis-server and the load generator (a child of this process)
+        mine = (cpu_seconds(ours) - redis_cpu) + (children_cpu() - gen)
+        result["other_cores"] = max(0.0, (machine_busy() - busy - mine) / took)
         if redis_before is not None:
             self.redis_stats.append(self._redis_delta(redis_before, result["requests"]))
         setup.runs.setdefault(phase, []).append(result)
@@ -610,7 +630,21 @@ def report(bench: Bench) -> list[str]:
                     f"{code}: {n:,}" for code, n in sorted(statuses.items())
                 )
             lines.append(f"{setup.key}: non-2xx answers or errors: {each} (all rounds)")
-    return lines + dispatch_lag(bench) + bench.notes
+    return lines + dispatch_lag(bench) + other_work(bench) + bench.notes
+
+
+def other_work(bench: Bench) -> list[str]:
+    """The cores the rest of the machine (other sessions, the harness) took during the runs."""
+    per = {x.key: [r["other_cores"] for rs in x.runs.values() for r in rs] for x in bench.setups}
+    every = [v for values in per.values() for v in values]
+    if not every:
+        return []
+    each = ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in per.items() if v)
+    return [
+        f"other work on the machine during the runs (cores; busy CPU from /proc/stat minus the "
+        f"setup's, redis-server's and the load generator's): median {statistics.median(every):.2f}"
+        f", max {max(every):.2f}; median per setup: {each}"
+    ]
 
 
 def dispatch_lag(bench: Bench) -> list[str]:
