@@ -60,6 +60,7 @@ from tests.harness import CONFIG, RedisServer, free_port, start_redis, wait_port
 
 LOADGEN = ROOT / "bench" / "loadgen.py"
 WORKERS = ("server", "workers")  # the worker-processes setting (issue 12, item 3)
+FALLBACKS = "gateway_ratelimit_fallback_decisions_total"  # decided without Redis
 BIZZ_GET = "/bizzstream/api/v1/documents?ddName=bench"
 WIDE = {"name": "bench", "limit": 1_000_000_000, "period": "1s", "on_exceed": "reject"}
 TICK = os.sysconf("SC_CLK_TCK")
@@ -325,12 +326,16 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait(5)
 
 
-def served(setup: Setup) -> int:
-    """Requests the gateway counted (``gateway_requests_total``, all series)."""
+def metric(setup: Setup, name: str) -> float:
+    """The sum of every series of counter ``name`` on the gateway's ``/metrics``."""
     with urllib.request.urlopen(setup.url + "/metrics", timeout=5) as resp:
         text = resp.read().decode()
-    counts = re.findall(r"^gateway_requests_total\{.*\} (\S+)$", text, re.M)
-    return round(sum(float(m) for m in counts))
+    return sum(float(m) for m in re.findall(rf"^{name}(?:\{{.*\}})? (\S+)$", text, re.M))
+
+
+def served(setup: Setup) -> int:
+    """Requests the gateway counted (``gateway_requests_total``, all series)."""
+    return round(metric(setup, "gateway_requests_total"))
 
 
 # --- the run --------------------------------------------------------------------------
@@ -438,7 +443,9 @@ class Bench:
 
     def measure(self, setup: Setup, phase: str, run: Callable[[], dict[str, Any]]) -> None:
         pids = setup.pids()
-        redis_before = self._redis_info() if setup.key == "D" and phase == "load" else None
+        redis_before = None
+        if setup.key == "D" and phase == "load":
+            redis_before = {**self._redis_info(), "local": metric(setup, FALLBACKS)}
         ours = pids + ([self.redis.proc.pid] if self.redis and self.redis.proc else [])
         busy, gen = machine_busy(), children_cpu()
         cpu, redis_cpu, wall = cpu_seconds(pids), cpu_seconds(ours), time.monotonic()
@@ -452,7 +459,11 @@ class Bench:
         mine = (cpu_seconds(ours) - redis_cpu) + (children_cpu() - gen)
         result["other_cores"] = max(0.0, (machine_busy() - busy - mine) / took)
         if redis_before is not None:
-            self.redis_stats.append(self._redis_delta(redis_before, result["requests"]))
+            delta = self._redis_delta(redis_before, result["requests"])
+            delta["local"] = (metric(setup, FALLBACKS) - redis_before["local"]) / max(
+                1, result["requests"]
+            )
+            self.redis_stats.append(delta)
         setup.runs.setdefault(phase, []).append(result)
 
     def rounds(self) -> None:
@@ -609,7 +620,8 @@ def report(bench: Bench) -> list[str]:
         lines.append(
             f"D Redis per call: {med['commands']:.3f} commands executed ({each}; commandstats "
             "also counts the commands a script runs: only EVALSHA is sent), "
-            f"{med['trips']:.3f} round trips, redis-server CPU {med['cpu_us']:.0f} µs "
+            f"{med['trips']:.3f} round trips, {med['local']:.3f} decisions made without Redis "
+            f"({FALLBACKS}), redis-server CPU {med['cpu_us']:.0f} µs "
             "(INFO commandstats calls and INFO stats total_reads_processed deltas over D's "
             f"{s.connections}-connection runs, divided by the calls answered: one read event "
             "per pipeline the server receives)"
