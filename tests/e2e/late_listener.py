@@ -57,3 +57,4 @@ class LateListener:
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()  # and its self-pipe: an unclosed loop leaks two sockets

@@ -83,11 +83,15 @@ def _stops(proc: subprocess.Popen[str], sig: int, port: int, family: set[int]) -
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
 
 
-def _kill(pids: set[int]) -> None:
-    """Whatever a failed test left running: only the processes it started."""
-    for pid in pids:
+def _kill(proc: subprocess.Popen[str], pids: set[int]) -> None:
+    """Whatever a failed test left running (only the processes it started), then
+    the pipe it read ``proc``'s output from."""
+    for pid in pids | {proc.pid}:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert proc.stdout is not None
+    proc.stdout.close()
 
 
 def test_devrun_prints_curl_lines_with_headers_and_stops_on_sigint_from_a_script() -> None:
@@ -102,7 +106,7 @@ def test_devrun_prints_curl_lines_with_headers_and_stops_on_sigint_from_a_script
         assert sum(c.startswith("curl -i ") for c in curls) >= 6
         _stops(proc, signal.SIGINT, port, family)
     finally:
-        _kill(family | {proc.pid})
+        _kill(proc, family)
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
@@ -114,4 +118,4 @@ def test_make_run_stops_on_sigterm_to_make() -> None:
         _wait_ready(proc)
         _stops(proc, signal.SIGTERM, port, family)
     finally:
-        _kill(family | {proc.pid})
+        _kill(proc, family)
