@@ -19,6 +19,7 @@ Pure: no I/O, standard library only.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -53,6 +54,7 @@ def accepted_codings(accept_encoding: str | None) -> dict[str, float]:
     return found
 
 
+@functools.lru_cache(maxsize=256)  # callers send few distinct values; pure, so memoized
 def upstream_accept_encoding(accept_encoding: str | None) -> str:
     """The ``Accept-Encoding`` to send upstream for a caller's ``Accept-Encoding``.
 
