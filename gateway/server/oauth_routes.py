@@ -19,7 +19,11 @@ BuzzStream's OAuth 1.0a in ``buzzstream_tokens.py``); these routes do the I/O:
   ``oauth_verifier`` or ``verifier``): the browser, back from the upstream.
   Exchanges the code for the user's credential and stores it, encrypted
   (:mod:`gateway.server.tokenstore`). Guarded by the one-time handle, not by
-  caller authentication (a browser redirect carries no caller token). Answers
+  caller authentication (a browser redirect carries no caller token): whoever
+  learns the approval URL can complete it with their own upstream account, a
+  design limit (docs/auth.md, "3-legged onboarding"). The callback URL is the
+  one the start named, kept in the pending record (a reload may change
+  ``public_url`` meanwhile). Answers
   ``200 {"status": "connected", "upstream": <upstream>, "user": ...}``.
 
 An upstream that is not configured, or has no onboarding, is a 404
@@ -130,10 +134,13 @@ async def _refuse_a_silent_replacement(
     return exists
 
 
-def _site(request: web.Request, upstream: Upstream) -> Site:
-    callback = config_of(request.app).public_url + onboarding_path(
-        ONBOARDING_CALLBACK, upstream.name
-    )
+def _site(request: web.Request, upstream: Upstream, callback: str = "") -> Site:
+    """The upstream's site and the callback URL: ``callback`` (the one an
+    onboarding's start named, kept in its pending record), else the current
+    ``<public_url>/oauth/<upstream>/callback``."""
+    if not callback:
+        path = onboarding_path(ONBOARDING_CALLBACK, upstream.name)
+        callback = config_of(request.app).public_url + path
     return Site(upstream.config.host_url, upstream.config.base_path, callback)
 
 
@@ -165,7 +172,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     masker = request.app[MASKER]
     masker.remember(grant.secret or None)  # masked in logs and error bodies
     caller_name = caller.name if caller is not None else ""
-    pending = Pending(user, grant.secret, replace=replace, caller=caller_name)
+    pending = Pending(user, grant.secret, replace, caller_name, site.callback_url)
     await save_pending(store, onboarding.store_prefix, grant.handle, pending)
     log.info("oauth_started", upstream=name, user=user, replace=replace, caller=caller_name or None)
     return web.Response(status=302, headers={"Location": grant.location})
@@ -186,7 +193,10 @@ async def callback(request: web.Request) -> web.StreamResponse:
     replaced = await _refuse_a_silent_replacement(
         upstream, onboarding, store, user, pending.replace
     )
-    call = onboarding.token_call(upstream.config.auth, _site(request, upstream), pending, back)
+    # The start's callback URL: OAuth 2's code exchange must repeat the redirect_uri the
+    # approval named, even when a reload changed public_url since.
+    site = _site(request, upstream, pending.callback_url)
+    call = onboarding.token_call(upstream.config.auth, site, pending, back)
     reply = await _exchange(request, upstream, call, user)
     credential = onboarding.credential(reply)
     masker.remember(list(credential.values())[-1] if credential else None)  # its secret

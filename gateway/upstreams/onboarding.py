@@ -11,12 +11,13 @@ The generic routes ``GET /oauth/<upstream>/start`` and ``.../callback``
     call = first_call(settings, site)               # OAuth 1.0a: the request token; OAuth 2: None
     reply = send(call.build(fresh))                 # admitted first by the quotas, on call.account
     grant = approval(settings, site, reply, fresh)  # where the user approves; a one-time handle
-    save_pending(store, prefix, grant.handle, Pending(user, grant.secret, ...))
+    save_pending(store, prefix, grant.handle, Pending(user, grant.secret, ..., site.callback_url))
     302 Location: grant.location
 
     # callback, the user's browser back from the upstream (no caller token)
     back = returned(query)                          # the handle and the verifier (or code)
     pending = take_pending(store, prefix, back.handle)        # once, within PENDING_TTL
+    site = Site(..., pending.callback_url)          # the start's, whatever public_url is now
     call = token_call(settings, site, pending, back)
     reply = send(call.build(fresh))                 # admitted first, as above
     save_user(store, prefix, pending.user, credential(reply))  # the auth reads it: load_user
@@ -114,6 +115,10 @@ class Pending:
     secret: str  # Approval.secret
     replace: bool = False  # the caller asked to replace the user's stored credential
     caller: str = ""  # the caller's name (callers.tokens[].name), for the log
+    # The callback URL the start named (Site.callback_url: OAuth 2's redirect_uri, which
+    # the code exchange must repeat), kept so that a public_url reload in between does
+    # not change it; "" in a record written without it: the callback uses the current one.
+    callback_url: str = ""
 
     def __repr__(self) -> str:
         return f"Pending(user={self.user!r}, replace={self.replace}, caller={self.caller!r})"
@@ -196,6 +201,7 @@ async def save_pending(store: KeyValueStore, prefix: str, handle: str, pending: 
         "token_secret": pending.secret,
         "replace": pending.replace,
         "caller": pending.caller,
+        "callback_url": pending.callback_url,
     }
     await store.set(f"{prefix}pending:{handle}", json.dumps(value).encode(), ttl=PENDING_TTL)
 
@@ -211,10 +217,11 @@ async def take_pending(
         return None
     if data["token_secret"] and masker is not None:
         masker.remember(data["token_secret"])
-    caller = data.get("caller")
+    caller, callback_url = data.get("caller"), data.get("callback_url")
     return Pending(
         data["user"],
         data["token_secret"],
         data.get("replace") is True,
         caller if isinstance(caller, str) else "",
+        callback_url if isinstance(callback_url, str) else "",
     )

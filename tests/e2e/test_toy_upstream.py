@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 import redis as redis_sync
 import yaml
+from aiohttp import web
 
 from gateway.config import load_config
 from gateway.server.app import create_app
@@ -51,6 +52,8 @@ class Setup:
     gateway: str
     standin: ToyStandin
     http: aiohttp.ClientSession
+    app: web.Application
+    config: Path  # the config file, for a reload
 
 
 @pytest.fixture
@@ -73,9 +76,10 @@ async def setup(
     }
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
-    await aiohttp_server(create_app(load_config(path, {})), port=port)
+    app = create_app(load_config(path, {}))
+    await aiohttp_server(app, port=port)
     async with aiohttp.ClientSession() as http:
-        yield Setup(gateway, standin, http)
+        yield Setup(gateway, standin, http, app, path)
 
 
 async def get(
