@@ -103,9 +103,10 @@ class BearerCredential:
         reply = yield self.signed(request, token)
         if not token_expired(reply):
             return
-        if request.streamed_body:  # never replayed: no renewal either
+        if request.streamed_body and self.provider.can_renew:  # never replayed: no renewal
             raise CredentialRejected
-        await self.provider.renew(self.io, token)  # single-flight
+        # single-flight; a static token (whose bodies stream): counted as an error, refused
+        await self.provider.renew(self.io, token)
         reply = yield self.signed(request, await self.provider.token(self.io))
         if token_expired(reply):
             raise CredentialRejected

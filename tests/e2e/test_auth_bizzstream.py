@@ -121,14 +121,20 @@ def test_static_token_expired_is_upstream_auth_failed_without_a_pointless_replay
     gateway: Gateway, fresh: Standins, method: str
 ) -> None:
     """A POST's body is streamed, not buffered, under a static token (it can
-    never be replayed): the refusal is the same."""
+    never be replayed): the refusal is the same, and so is its count as a failed
+    renewal (before: a POST's refusal was not counted in gateway_auth_renewals_total)."""
     fresh.admin("bizzstream", "/__standin/settings", {"expired_tokens": ["standin-bizz-token"]})
+    before = renewals(gateway, "bizzstream", "error")
     body = b'{"n": 1}' if method == "POST" else None
     headers = {"Content-Type": "application/json"} if body else {}
     _, _, reply = call(gateway, method, DOCS, body, headers)
     problem = assert_problem(reply, 502)
     assert problem["code"] == "upstream_auth_failed"
+    assert problem["detail"] == (
+        "bizzstream says the configured static token expired; it cannot be renewed"
+    )
     assert fresh.stats("bizzstream").get("requests", 0) == 1
+    assert renewals(gateway, "bizzstream", "error") == before + 1
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
