@@ -167,28 +167,33 @@ async def _proxy(request: web.Request, upstream: Upstream, sub: str) -> web.Stre
 
 
 async def _bind(request: web.Request, upstream: Upstream, outbound: OutboundRequest) -> ProxyCall:
-    """The call's credentials (per-user or shared), its body when the signature
-    covers it, and who its quota counts against."""
-    state, name, info = request.app[STATE], upstream.name, request[INFO]
+    """The call's credentials (per-user or shared), its body when the spec's check
+    or the credential (signed, replayable) needs it, and who its quota counts against."""
+    state, info = request.app[STATE], request[INFO]
     cfg, spec = upstream.config, upstream.spec
-    streamed = outbound.streamed_body
-    if not streamed:  # nothing to read: refused before its credentials are read
-        spec.check_request(outbound)
+    if outbound.streamed_body and spec.check_needs_body(outbound):
+        outbound = await _buffered(request, cfg, outbound)
+    spec.check_request(outbound)  # refused before its credentials are read
     # per-user or shared credentials; may read the token store
     credential = await upstream.auth.bind(info.user, state.token_store)
-    if streamed and credential.needs_body(outbound):  # whether to read it is the credential's
-        body = await read_body(request, cfg.max_body_bytes, name)
-        outbound = replace(
-            outbound,
-            headers=header_drop(outbound.headers, ("Content-Length",)),  # aiohttp sets it
-            body=body,
-            streamed_body=False,
-        )
-    if streamed:
-        spec.check_request(outbound)
+    if outbound.streamed_body and credential.needs_body(outbound):  # signed or replayable
+        outbound = await _buffered(request, cfg, outbound)
     subpath = outbound.path[len(cfg.base_path) :] or "/"
     quota = QuotaCall.of(cfg, request.method, subpath, credential.account, info.user)
     return ProxyCall(request, cfg, spec, credential, upstream.client, outbound, quota)
+
+
+async def _buffered(
+    request: web.Request, cfg: UpstreamConfig, outbound: OutboundRequest
+) -> OutboundRequest:
+    """The call with its body read (up to ``max_body_bytes``) instead of streamed."""
+    body = await read_body(request, cfg.max_body_bytes, cfg.name)
+    return replace(
+        outbound,
+        headers=header_drop(outbound.headers, ("Content-Length",)),  # aiohttp sets it
+        body=body,
+        streamed_body=False,
+    )
 
 
 async def _attempts(call: ProxyCall) -> Exchange:

@@ -211,6 +211,10 @@ def no_check(request: OutboundRequest) -> None:
     return None
 
 
+def no_body(request: OutboundRequest) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class UpstreamSpec:
     name: str
@@ -236,11 +240,14 @@ class UpstreamSpec:
     # (called with the auth settings and the outbound request; may raise a
     # GatewayError to refuse it). None: proxy it.
     answer_locally: Callable[[Any, OutboundRequest], LocalAnswer | None] = no_local_answer
-    # Refuses (raises InvalidRequest) a call the upstream must never get, with
-    # the body read when the credential signs it; before quota, and before the
-    # credentials are bound unless the call has a body (whether it is read is the
-    # bound credential's needs_body).
+    # Refuses (raises InvalidRequest) a call the upstream must never get; before
+    # quota and before the credentials are bound (which may read the token store).
     check_request: Callable[[OutboundRequest], None] = no_check
+    # True when check_request must see the call's body (BuzzStream: a form's
+    # parameters): the proxy reads it first. Otherwise the check sees the call
+    # without its body, and whether the body is read (signed, replayable) is the
+    # bound credential's needs_body.
+    check_needs_body: Callable[[OutboundRequest], bool] = no_body
     # 3-legged onboarding (users connect their own account): served by the generic
     # /oauth/<name>/start|callback routes (gateway/upstreams/onboarding.py). None: none.
     onboarding: Onboarding | None = None

@@ -68,6 +68,11 @@ def parse_auth(section: Section) -> BuzzStreamAuthSettings:
     return settings
 
 
+def is_form(request: OutboundRequest) -> bool:
+    """A form-encoded body: its parameters are signed, and checked for ``oauth_*``."""
+    return request.content_type == FORM
+
+
 @dataclass(frozen=True, slots=True)
 class Signer:
     """The OAuth 1.0a credentials chosen for one call and its quota key."""
@@ -81,7 +86,7 @@ class Signer:
         return f"Signer(account={self.account!r})"
 
     def needs_body(self, request: OutboundRequest) -> bool:
-        return request.content_type == FORM  # its parameters are signed
+        return is_form(request)  # its parameters are signed
 
     def requires_reply_body(self, status: int) -> bool:
         return False
@@ -169,6 +174,7 @@ SPEC = UpstreamSpec(
     parse_error=parse_error,
     links_in_body=True,  # every resource is an absolute URI (upstreams.md § buzzstream)
     check_request=refuse_protocol_parameters,
+    check_needs_body=is_form,  # read before the check, whichever credential binds
     onboarding=ONBOARDING,  # /oauth/buzzstream/start|callback
     default_limits=(
         {"name": "per_account", "match": "*", "limit": 5, "period": "1s", "burst": 1,

@@ -106,9 +106,10 @@ async def test_take_gives_a_value_once_even_to_concurrent_takers(
 async def test_a_refused_call_is_refused_before_its_credentials_are_read(
     aiohttp_server: Any,
 ) -> None:
-    """check_request runs before auth.bind when the call has no body to read (as in
-    c42fca1): a BuzzStream call with its own oauth_* parameter is a 400 even when the
-    token store that bind() reads for X-Gateway-User is down (Redis), not a 503."""
+    """check_request runs before auth.bind (as in c42fca1): a BuzzStream call with its
+    own oauth_* parameter is a 400 even when the token store that bind() reads for
+    X-Gateway-User is down (Redis), not a 503. A form body, whose parameters the check
+    reads, is read first (before: checked after bind, so that POST got the 503)."""
     env = dict(STANDIN_CREDENTIALS, GATEWAY_TOKEN_STORE_KEY="k" * 32)
     for name in ("BIZZSTREAM", "BEESWAX", "BUZZSTREAM", "STREAMONE"):
         env[f"{name}_URL"] = "http://127.0.0.1:9"
@@ -118,4 +119,9 @@ async def test_a_refused_call_is_refused_before_its_credentials_are_read(
         url = server.make_url("/buzzstream/websites?oauth_token=x")
         async with http.get(url, headers={"X-Gateway-User": "alice"}) as resp:
             problem = assert_problem(await resp.read(), 400)
-    assert problem["code"] == "invalid_request" and "oauth_token" in problem["detail"]
+        assert problem["code"] == "invalid_request" and "oauth_token" in problem["detail"]
+        form = {"X-Gateway-User": "alice", "Content-Type": "application/x-www-form-urlencoded"}
+        url = server.make_url("/buzzstream/websites")
+        async with http.post(url, data=b"name=a&oauth_x=1", headers=form) as resp:
+            problem = assert_problem(await resp.read(), 400)
+        assert problem["code"] == "invalid_request" and "oauth_x" in problem["detail"]
