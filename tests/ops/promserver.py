@@ -97,13 +97,13 @@ def start_prometheus(
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    log = (workdir / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, f"--config.file={workdir / 'prometheus.yml'}",
-         f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-         "--storage.tsdb.retention.time=1h", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-    )  # fmt: skip
+    with (workdir / "prometheus.log").open("wb") as log:  # the child keeps its own fd
+        proc = subprocess.Popen(
+            [binary, f"--config.file={workdir / 'prometheus.yml'}",
+             f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+             "--storage.tsdb.retention.time=1h", "--log.level=warn"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+        )  # fmt: skip
     server = PromServer(proc, f"http://127.0.0.1:{port}", workdir)
     try:
         wait_port(port, timeout=30)
