@@ -143,7 +143,7 @@ def _rebuilt(
             state.retired_sessions.append(current.client.session)
         client = UpstreamClient(cfg, make_session(cfg, traced), metrics)
     else:
-        client = UpstreamClient(cfg, current.client.session, metrics)
+        client = UpstreamClient(cfg, current.client.session, metrics, current.client.gate)
     spec = REGISTRY[name]
     keep = current is not None and before is not None and before.auth == cfg.auth
     auth = current.auth if keep and current is not None else build_auth(app, cfg, spec, client)

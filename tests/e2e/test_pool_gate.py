@@ -1,0 +1,67 @@
+"""The pool's slots (server/client.py ``PoolGate``): every kind of call gives its
+slot back, so a pool of one keeps serving after each of them.
+
+Before the gate, aiohttp's own queue was watched with trace hooks; the gate
+replaced them, and a slot that was not given back would turn every later call
+into a 503 ``connection pool exhausted``: the last call here would fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway.server.app import create_app
+from gateway.server.keys import STATE
+from tests.conftest import make_config
+from tests.harness import Standins, write_config
+
+
+async def test_every_kind_of_call_gives_its_pool_slot_back(
+    aiohttp_client: Any, fresh_standins: Standins, tmp_path: Path
+) -> None:
+    path = write_config(
+        tmp_path,
+        lambda d: d["upstreams"]["bizzstream"].update(
+            pool_size=1, timeouts={"pool": "200ms", "head": "500ms", "idle": "300ms"}
+        ),
+    )
+    client = await aiohttp_client(create_app(make_config(fresh_standins, path)))
+    gate = client.server.app[STATE].upstreams["bizzstream"].client.gate
+    base = "/bizzstream/__fault"
+    statuses = []
+    for method, target in [
+        ("GET", f"{base}/echo"),  # a small body, read with its head
+        ("HEAD", f"{base}/echo"),
+        ("POST", f"{base}/echo"),  # a streamed request body
+        ("GET", f"{base}/text/404"),  # an error, parsed
+        ("GET", f"{base}/gzipbomb/500"),  # an error body refused mid-read
+        ("GET", f"{base}/drop"),  # the upstream closes the connection
+        ("GET", f"{base}/sleep?seconds=2"),  # the head timeout
+        ("GET", f"{base}/trickle?chunks=2&every=1&size=10"),  # the idle timeout, streaming
+        ("GET", f"{base}/big"),  # a long stream, read whole
+    ]:
+        resp = await client.request(method, target, data=b"x" * 10 if method == "POST" else None)
+        try:
+            await resp.read()
+        except aiohttp.ClientPayloadError:  # the idle timeout broke the stream off
+            assert "trickle" in target
+        statuses.append(resp.status)
+        await asyncio.sleep(0.05)  # the stand-in's side of a broken call settles
+        assert gate.in_use == 0, (method, target, resp.status)
+    # the caller walks away in the middle of a stream
+    resp = await client.get(f"{base}/big")
+    assert resp.status == 200
+    await resp.content.read(1000)
+    resp.close()
+    for _ in range(50):
+        if gate.in_use == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert gate.in_use == 0
+    assert statuses[:4] == [200, 200, 200, 404] and statuses[5:7] == [503, 504], statuses
+    final = await client.get(f"{base}/echo")
+    assert final.status == 200
