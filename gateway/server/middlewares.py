@@ -24,13 +24,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from structlog.contextvars import reset_contextvars
 
 from gateway.core.headers import GATEWAY_USER
 from gateway.core.problem import DEFAULT_PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Problem
 from gateway.core.reserved import QUIET
 from gateway.errors import GatewayError
-from gateway.logs import ACCESS_EVENT, CURRENT_MASKER, get_logger
+from gateway.logs import CURRENT_REQUEST, RequestScope, get_logger, log_access
 from gateway.metrics import child, method_label
 from gateway.server.caller_auth import caller_auth_middleware, gateway_user_middleware
 from gateway.server.framing import framing_middleware
@@ -85,12 +84,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     info = RequestInfo(request_id=_request_id(request))
     request[INFO] = info
     code, status = "ok", 500
-    # Every line logged while serving the request carries its id (and user:
-    # caller_auth.py, and upstream: server/proxy.py); reset when it ends.
-    info.bind(request_id=info.request_id)
-    # ... and is masked with this app's masker (gateway/logs.py), whatever other
-    # app shares the process.
-    masking = CURRENT_MASKER.set(request.app.get(MASKER))
+    # Every line logged while serving the request carries its id, user and
+    # upstream, and is masked with this app's masker, whatever other app shares
+    # the process (gateway/logs.py); reset when it ends.
+    scope = CURRENT_REQUEST.set(RequestScope(info, request.app.get(MASKER)))
     try:
         response = await handler(request)
         status = response.status
@@ -109,8 +106,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         info.code = code
         _record(request, info, status, code, time.perf_counter() - started)
-        reset_contextvars(**info.bound)
-        CURRENT_MASKER.reset(masking)
+        CURRENT_REQUEST.reset(scope)
 
 
 def _to_problem(info: RequestInfo, exc: Exception) -> Problem:
@@ -180,8 +176,7 @@ def _record(
     if info.upstream is not None:
         overhead = max(0.0, seconds - info.upstream_seconds - info.ratelimit_delay)
         child(metrics.overhead, upstream).observe(overhead)
-    log.info(
-        ACCESS_EVENT,  # "request"; only its free fields are scanned for secrets (logs.py)
+    log_access(  # "request"; only its free fields are scanned for secrets (logs.py)
         request_id=info.request_id,
         upstream=info.upstream,
         method=request.method,

@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass, replace
 
 from aiohttp import web
-from structlog.contextvars import bound_contextvars
 
 from gateway.config import UpstreamConfig
 from gateway.core.content_coding import upstream_accept_encoding
@@ -110,7 +109,7 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
     upstream = state.upstreams.get(name)  # read once: a reload swaps the whole object
     if upstream is None:
         raise UnknownUpstream(f"no upstream named {name[:64]!r}")
-    info.upstream = name
+    info.upstream = name  # on every line logged from here on (logs.py)
     if request.method in REFUSED_METHODS:
         raise MethodNotAllowed(f"{request.method} is never forwarded", upstream=name)
     if state.shutting_down:
@@ -128,9 +127,8 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
     gauge.inc()
     state.inflight = inflight + 1
     try:
-        with bound_contextvars(upstream=name):  # on every line logged from here on
-            async with guarded(state.breakers.get(name), info):  # an open circuit: 503 at once
-                return await _proxy(request, upstream, sub)
+        async with guarded(state.breakers.get(name), info):  # an open circuit: 503 at once
+            return await _proxy(request, upstream, sub)
     finally:
         gauge.dec()
         state.inflight -= 1

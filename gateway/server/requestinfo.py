@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from contextvars import Token
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from aiohttp import web
-from structlog.contextvars import bind_contextvars
 
 from gateway.core.messages import Headers
 
@@ -26,12 +23,6 @@ class RequestInfo:
     attempts: int = 0  # exchanges sent upstream for this call (0: it never left)
     code: str = ""  # the outcome's problem code ("ok"), set when the call ends (for the span)
     buffered: int = 0  # request bytes charged to the gateway's byte budget
-    bound: dict[str, Token[Any]] = field(default_factory=dict)  # reset when the request ends
-
-    def bind(self, **values: Any) -> None:
-        """Bind ``values`` in structlog's context: on every line logged while serving
-        the request, the problem middleware's own lines included (it resets them last)."""
-        self.bound.update(bind_contextvars(**values))
 
 
 INFO = web.RequestKey("gateway_info", RequestInfo)

@@ -1,5 +1,6 @@
 """Every line logged while serving a request carries its request id (and user):
-bound in structlog's context by the outermost middlewares (issue 11)."""
+the outermost middleware sets the request's scope (``logs.CURRENT_REQUEST``),
+which ``logs.add_request_fields`` reads when a line is rendered (issues 11, 12)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from structlog.testing import LogCapture
 
-from gateway.logs import get_logger
+from gateway.logs import add_request_fields, get_logger
 from gateway.metrics import create_metrics
 from gateway.server.keys import METRICS
 from gateway.server.middlewares import ENVELOPE
@@ -23,7 +24,7 @@ deep = get_logger("gateway.deep")
 @pytest.fixture
 def captured() -> Iterator[LogCapture]:
     capture = LogCapture()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
+    structlog.configure(processors=[add_request_fields, capture])
     yield capture
     structlog.reset_defaults()
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from gateway.logs import (
     REDACTED,
     SecretRedactor,
     configure_logging,
+    log_access,
     log_settings,
     redact_secrets,
 )
@@ -215,3 +218,54 @@ async def test_one_canonical_line_per_request_with_the_contract_fields(
         None, 404, "unknown_upstream"
     )  # fmt: skip
     assert "query-secret" not in json.dumps(lines)
+
+
+# --- the request line's own writer (logs.AccessWriter, issue 12) -----------------------
+
+ACCESS_FIELDS = dict(
+    request_id="rid-1", upstream="bizzstream", method="GET",
+    path="/bizzstream/x/Bearer abc.def/s3cr3t-value", status=200, code="ok",
+    duration_ms=1.5, upstream_ms=1.0, ratelimit_delay_ms=0.0, upstream_status=200,
+    retries=0, user="alice",
+)  # fmt: skip
+
+
+def test_the_request_line_written_on_its_own_equals_structlogs_line(
+    clean_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    masker = SecretMasker()
+    masker.remember_configured(["s3cr3t-value"])
+    configure_logging("info", "json", masker)
+    structlog.contextvars.bind_contextvars(worker=1)
+    try:
+        log_access(**ACCESS_FIELDS)  # the writer
+        structlog.get_logger("gateway.access").info(ACCESS_EVENT, **ACCESS_FIELDS)  # the chain
+    finally:
+        structlog.contextvars.unbind_contextvars("worker")
+    fast, chain = _lines(capsys.readouterr().out)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", fast["timestamp"])
+    assert abs(_epoch(fast["timestamp"]) - _epoch(chain["timestamp"])) < 1.0
+    del fast["timestamp"], chain["timestamp"]
+    assert fast == chain
+    assert fast["worker"] == 1 and fast["event"] == "request" and fast["level"] == "info"
+    assert "abc.def" not in fast["path"] and "s3cr3t-value" not in fast["path"]
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+
+
+def test_the_request_line_goes_through_structlog_when_its_chain_is_changed(
+    clean_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("info", "json")
+    with capture_logs() as captured:  # changes the chain in place
+        log_access(**ACCESS_FIELDS)
+    assert [e["event"] for e in captured] == ["request"]
+    structlog.configure(processors=[structlog.processors.JSONRenderer()])  # another chain
+    log_access(**ACCESS_FIELDS)
+    (line,) = _lines(capsys.readouterr().out)
+    assert "timestamp" not in line  # the new chain's line, not the writer's
+    configure_logging("warning", "json")
+    log_access(**ACCESS_FIELDS)  # below the level: no line
+    assert capsys.readouterr().out == ""
