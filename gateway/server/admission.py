@@ -38,6 +38,8 @@ class QuotaCall:
     ) -> QuotaCall:
         """A call to ``subpath`` (below the base URL) under every policy of ``cfg``
         that applies to it."""
+        if not cfg.rate_limits:
+            return cls(cfg.name, account, (), user)
         policies = tuple(p for p in cfg.rate_limits if p.applies(method, subpath))
         return cls(cfg.name, account, policies, user)
 

@@ -58,16 +58,22 @@ def require_user(request: web.Request, user: str) -> CallerToken | None:
 
 @web.middleware
 async def gateway_user_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    check_gateway_user(request)
+    return await handler(request)
+
+
+def check_gateway_user(request: web.Request) -> None:
+    """A well-formed ``X-Gateway-User`` becomes the request's user; else 400."""
     user = request.headers.get("X-Gateway-User")
     if user is not None:
         if not GATEWAY_USER.match(user):
             raise InvalidRequest("X-Gateway-User must be 1-128 printable characters")
         request[INFO].user = user  # on every line logged from here on (logs.py)
-    return await handler(request)
 
 
-@web.middleware
-async def caller_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def check_caller(request: web.Request) -> None:
+    """With ``callers.tokens``: the caller's token (401) and its right to act for the
+    request's user (403), except on the open paths."""
     tokens = config_of(request.app).caller_tokens  # a reload may change them
     if tokens and not is_open(request.path):
         caller = _match(tokens, request.headers.get("Authorization", ""))
@@ -77,4 +83,3 @@ async def caller_auth_middleware(request: web.Request, handler: Handler) -> web.
         user = request[INFO].user
         if user is not None:
             require_user(request, user)
-    return await handler(request)

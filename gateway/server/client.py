@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import aiohttp
@@ -66,18 +67,48 @@ async def never_resend(
         raise SentOnce(str(exc)) from exc
 
 
-class PoolGate(asyncio.Semaphore):
+class PoolGate:
     """``pool_size`` slots per pool: a call takes one before it is sent, and gives
     it back when its connection goes back to aiohttp's pool or is closed
-    (``Connection.add_callback``), or at once when it fails before a reply."""
+    (``Connection.add_callback``), or at once when it fails before a reply. A slot
+    given back goes to the longest waiter first."""
 
     def __init__(self, size: int) -> None:
-        super().__init__(size)
         self.size = size
+        self.free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     @property
     def in_use(self) -> int:
-        return self.size - self._value
+        return self.size - self.free
+
+    def try_take(self) -> bool:
+        """A slot at once, if one is free and nobody waits for one."""
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Wait for a slot (bound the wait with a timeout: it cancels)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed over just as the wait ended: pass it on
+            elif waiter in self._waiters:  # (a release may have skipped it already)
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes to the waiter as it is
+                return
+        self.free += 1
 
     def hold_until_released(self, resp: aiohttp.ClientResponse) -> None:
         conn = resp.connection
@@ -144,10 +175,8 @@ class UpstreamClient:
         deadline = asyncio.get_running_loop().time() + self.cfg.head_timeout
         gate = self.gate
         try:
-            if gate.locked():
+            if not gate.try_take():
                 await self._wait_for_slot(deadline)
-            else:
-                await gate.acquire()  # a free slot: returns at once
         except BaseException:
             self._duration.observe(time.perf_counter() - started)
             raise
@@ -183,7 +212,7 @@ class UpstreamClient:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout_at(min(deadline, loop.time() + self.cfg.pool_timeout)):
-                await self.gate.acquire()
+                await self.gate.take()
         except TimeoutError as exc:
             if loop.time() >= deadline:  # the head bound came first
                 raise self._translate(exc) from exc

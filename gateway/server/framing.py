@@ -4,7 +4,7 @@
   other expectation itself, before any middleware runs, with a plain-text 417,
   and a non-UTF-8 byte in the value made that a plain-text 500. Every route
   therefore registers :func:`expect_handler`, which sends ``100 Continue`` when
-  asked and otherwise lets the request reach :func:`framing_middleware`, which
+  asked and otherwise lets the request reach :func:`check_framing`, which
   refuses it as a 417 problem, logged and counted like any other.
 - ``Transfer-Encoding``: only ``chunked`` (RFC 9112 §6.1). aiohttp accepts
   ``gzip, chunked`` and would hand the gzip bytes on as if they were the body;
@@ -13,13 +13,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
 
 from gateway.errors import CodingNotImplemented, ExpectationFailed
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -33,8 +30,9 @@ async def expect_handler(request: web.Request) -> None:
         await request.writer.write(CONTINUE)
 
 
-@web.middleware
-async def framing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def check_framing(request: web.Request) -> None:
+    """417 for an ``Expect`` other than ``100-continue``, 501 for a transfer coding
+    other than ``chunked``."""
     if "Expect" in request.headers and not _expects_continue(request):
         # The value is not echoed: it may hold any byte.
         raise ExpectationFailed("the only expectation the gateway supports is 100-continue")
@@ -49,4 +47,3 @@ async def framing_middleware(request: web.Request, handler: Handler) -> web.Stre
             "the only transfer coding the gateway accepts is chunked "
             "(send a compressed body with Content-Encoding)"
         )
-    return await handler(request)

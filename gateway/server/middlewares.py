@@ -4,14 +4,19 @@
    exception into an RFC 9457 problem (an unexpected one becomes a 500 that
    names only the request id; the traceback goes to the log), and records the
    outcome: one canonical log line and the request metrics.
-2. ``gateway_user_middleware`` (``caller_auth.py``) — refuses a malformed
-   ``X-Gateway-User`` (400) before anything else is looked at, and makes it the
-   request's user.
-3. ``framing_middleware`` — refuses an ``Expect`` other than ``100-continue``
-   (417) and a transfer coding other than ``chunked`` (501): ``framing.py``.
-4. ``caller_auth_middleware`` (``caller_auth.py``) — checks the caller's own
-   credential when ``callers.tokens`` is configured, and that it may act for the
-   ``X-Gateway-User`` it sends. Health paths stay open.
+2. ``checks_middleware`` — the request's own checks, in this order, as plain
+   calls (one middleware layer, not three: each layer is one more coroutine
+   frame that every resumption of the call passes through):
+
+   a. ``check_gateway_user`` (``caller_auth.py``) — refuses a malformed
+      ``X-Gateway-User`` (400) before anything else is looked at, and makes it
+      the request's user (``gateway_user_middleware`` alone in the
+      :data:`ENVELOPE` of the onboarding callbacks' listener);
+   b. ``check_framing`` (``framing.py``) — refuses an ``Expect`` other than
+      ``100-continue`` (417) and a transfer coding other than ``chunked`` (501);
+   c. ``check_caller`` (``caller_auth.py``) — checks the caller's own credential
+      when ``callers.tokens`` is configured, and that it may act for the
+      ``X-Gateway-User`` it sends. Health paths stay open.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from gateway.core.reserved import QUIET
 from gateway.errors import GatewayError
 from gateway.logs import CURRENT_REQUEST, RequestScope, get_logger, log_access
 from gateway.metrics import child, method_label
-from gateway.server.caller_auth import caller_auth_middleware, gateway_user_middleware
-from gateway.server.framing import framing_middleware
+from gateway.server.caller_auth import check_caller, check_gateway_user, gateway_user_middleware
+from gateway.server.framing import check_framing
 from gateway.server.keys import CONFIG, MASKER, METRICS
 from gateway.server.requestinfo import INFO, RequestInfo
 
@@ -192,10 +197,19 @@ def _record(
     )
 
 
-# The request's envelope (its id, its problem, its user): every app of the gateway
-# starts with it, the onboarding callbacks' listener has it alone.
+@web.middleware
+async def checks_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    check_gateway_user(request)
+    check_framing(request)
+    check_caller(request)
+    return await handler(request)
+
+
+# The request's envelope (its id, its problem, its user): the onboarding callbacks'
+# listener has it alone; the gateway's app has the envelope's first layer and then
+# all the checks in one.
 ENVELOPE: tuple[Middleware, ...] = (problem_middleware, gateway_user_middleware)
-MIDDLEWARES: tuple[Middleware, ...] = (*ENVELOPE, framing_middleware, caller_auth_middleware)
+MIDDLEWARES: tuple[Middleware, ...] = (problem_middleware, checks_middleware)
 
 
 def gateway_app(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from aiohttp import web
+from aiohttp import ClientResponse, web
 
 from gateway.config import UpstreamConfig
 from gateway.core.content_coding import upstream_accept_encoding
@@ -260,6 +260,9 @@ async def _answer(call: ProxyCall, result: Exchange) -> web.StreamResponse:
         return await _inspected(call, reply)
     if result.response is None:  # all read, but its content is over the bound: not parsed
         return buffered_response(reply, (), reply.wire_body or b"")
+    whole = arrived_whole(request, result.response, reply)
+    if whole is not None:  # the body came with the head: sent in one piece, not streamed
+        return buffered_response(reply, (), whole)
     return await stream_response(
         request, result.response, reply, (), prefix=reply.wire_body or b"", client=call.client
     )
@@ -283,6 +286,24 @@ async def _inspected(call: ProxyCall, reply: UpstreamReply) -> web.Response:
     if spec.links_in_body:
         reply = relink_body(reply, link_map(call.request, call.cfg, spec))
     return buffered_response(reply, spec.success_headers(reply), reply.wire_body or b"")
+
+
+def arrived_whole(request: web.Request, resp: ClientResponse, reply: UpstreamReply) -> bytes | None:
+    """The whole body of a reply not read yet, when all of it has already arrived
+    (a small reply usually comes in the same packets as its head); None when more
+    is to come, or for a reply whose framing is not its body's length (a HEAD's,
+    a 204's or 304's, whose Content-Length describes another body)."""
+    if (
+        reply.body is not None
+        or request.method == "HEAD"
+        or reply.status in (204, 304)
+        or reply.status < 200
+        or not resp.content.is_eof()
+    ):
+        return None
+    body = resp.content.read_nowait(-1)
+    resp.release()
+    return body
 
 
 def inspect_limit(spec: UpstreamSpec, head: UpstreamReply) -> int:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.core import paths
 from gateway.core.paths import UnsafePath, join_base, safe_subpath
 
 HOSTILE = [
@@ -65,3 +70,27 @@ def test_join_base_keeps_one_slash() -> None:
     assert join_base("/v1", "/websites") == "/v1/websites"
     assert join_base("/v1/", "/websites") == "/v1/websites"
     assert join_base("", "/api/item/view") == "/api/item/view"
+
+
+# --- the plain-path shortcut (issue 12) ---------------------------------------------
+
+_PIECES = ["a", "Z", "0", "-", "_", "~", ".", "..", "/", "//", "%2e", "%2F", "%", "%25",
+           "@", "\\\\", ";", ":", "http:", "%00", "%c0", "é", " ", "?"]  # fmt: skip
+
+
+def _outcome(fn: Any, raw: str) -> str:
+    try:
+        return fn(raw)
+    except UnsafePath:
+        return "refused"
+
+
+@settings(max_examples=2000)
+@given(st.lists(st.sampled_from(_PIECES), max_size=8).map("".join))
+def test_the_plain_path_shortcut_agrees_with_every_check(raw: str) -> None:
+    assert _outcome(safe_subpath, raw) == _outcome(paths._checked_subpath, raw)
+
+
+@pytest.mark.parametrize("raw", ["api/v1/documents", "a/b/", "x.json", "a-b_c~d/e..f"])
+def test_plain_paths_take_the_shortcut(raw: str) -> None:
+    assert paths._PLAIN.match(raw) and safe_subpath(raw) == "/" + raw

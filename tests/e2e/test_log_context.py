@@ -1,6 +1,7 @@
 """A proxied call's lines logged deep in the gateway (here the limiter's shadow
 refusal, which names only the upstream) carry the call's request id and user:
-bound in structlog's context while the request is served (issue 11)."""
+read from the request's scope (``logs.CURRENT_REQUEST``) by ``logs.add_request_fields``
+when the line is rendered (issues 11, 12)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import structlog
 from structlog.testing import LogCapture
 
+from gateway.logs import add_request_fields
 from gateway.server.app import create_app
 from tests.conftest import make_config
 from tests.harness import Standins, write_config
@@ -20,7 +22,7 @@ from tests.harness import Standins, write_config
 @pytest.fixture
 def captured() -> Iterator[LogCapture]:
     capture = LogCapture()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
+    structlog.configure(processors=[add_request_fields, capture])
     yield capture
     structlog.reset_defaults()
 

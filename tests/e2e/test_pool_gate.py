@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from gateway.server.app import create_app
+from gateway.server.client import PoolGate
 from gateway.server.keys import STATE
 from tests.conftest import make_config
 from tests.harness import Standins, write_config
@@ -65,3 +67,39 @@ async def test_every_kind_of_call_gives_its_pool_slot_back(
     assert statuses[:4] == [200, 200, 200, 404] and statuses[5:7] == [503, 504], statuses
     final = await client.get(f"{base}/echo")
     assert final.status == 200
+
+
+async def test_a_slot_given_back_goes_to_the_first_waiter_and_a_timed_out_wait_leaves_none() -> (
+    None
+):
+    gate = PoolGate(1)
+    assert gate.try_take() and not gate.try_take()
+    order: list[str] = []
+
+    async def wait(name: str, seconds: float) -> None:
+        async with asyncio.timeout(seconds):
+            await gate.take()
+        order.append(name)
+
+    gone = asyncio.create_task(wait("gone", 0.05))  # gives up before any slot is free
+    first = asyncio.create_task(wait("first", 5))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(wait("second", 5))
+    await asyncio.sleep(0.1)
+    with pytest.raises(TimeoutError):
+        await gone
+    assert gate.in_use == 1 and not gate.try_take()  # a waiter is queued: no jumping it
+    gate.release()
+    await first
+    gate.release()
+    await second
+    gate.release()
+    assert order == ["first", "second"] and gate.in_use == 0 and gate.try_take()
+    # a slot handed over just as its waiter is cancelled is passed on, not lost
+    late = asyncio.create_task(gate.take())
+    await asyncio.sleep(0)
+    gate.release()  # hands the slot to `late`...
+    late.cancel()  # ...which is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await late
+    assert gate.in_use == 0
