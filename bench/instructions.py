@@ -12,8 +12,10 @@ instrumentation off, sends ``--warmup`` calls, turns instrumentation on
 keep-alive connection, turns it off and reads the total. The proxies are B (the bare
 proxy, bench/bare_proxy.py) and the gateway of each ``--tree`` (a checkout: compare
 two commits with ``--tree before=/path/a --tree after=/path/b``; default: this one),
-on the route of ``--setup`` (speed.py's C, E1 or E2), all in front of the same fixed
-upstream (nginx, else bench/upstream.py's asyncio server).
+on the route of ``--setup`` (speed.py's C, D, E1 or E2; D with its own
+redis-server), all in front of the same fixed upstream (nginx, else
+bench/upstream.py's asyncio server). D's calls go one at a time, so each is a
+round trip of its own: its count is the unbatched worst case, not D under load.
 
     .venv/bin/python bench/instructions.py                      # C, this checkout
     .venv/bin/python bench/instructions.py --setup E1 --n 2000
@@ -39,12 +41,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.speed import BIZZ_GET, gateway_env, stop  # noqa: E402
+from bench.speed import BIZZ_GET, WIDE, gateway_env, stop  # noqa: E402
 from bench.upstream import start_upstream  # noqa: E402
-from tests.harness import CONFIG, free_port, wait_port  # noqa: E402
+from tests.harness import CONFIG, free_port, start_redis, wait_port  # noqa: E402
 
 ROUTES: dict[str, tuple[str, str, bytes | None, dict[str, str]]] = {
     "C": ("GET", BIZZ_GET, None, {}),
+    "D": ("GET", BIZZ_GET, None, {}),  # C with one Redis decision per call (speed.py's D)
     "E1": ("GET", "/buzzstream/websites?max_results=2", None, {}),
     "E2": ("POST", "/streamone/item/view", b'{"id": "item1"}',
            {"Content-Type": "application/json"}),
@@ -69,6 +72,8 @@ def config_for(tmp: Path, setup: str) -> Path:
     data: dict[str, Any] = yaml.safe_load(CONFIG.read_text())
     if setup == "E1":  # the shipped 5-per-second policy would pace the run (as in speed.py)
         data["upstreams"]["buzzstream"]["rate_limits"] = []
+    if setup == "D":  # one policy too wide to bind: every call is one Redis decision
+        data["upstreams"]["bizzstream"]["rate_limits"] = [WIDE]
     path = tmp / f"gateway-{setup}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -120,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp_name:
         tmp = Path(tmp_name)
         upstream = start_upstream(tmp, free_port(), wait_port, False)
+        redis = start_redis() if a.setup == "D" else None
         try:
             print(f"callgrind, {a.n} sequential calls after {a.warmup}, route {a.setup} "
                   f"({route[0]} {route[1]}), upstream {upstream.kind}", flush=True)  # fmt: skip
@@ -134,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| B bare aiohttp proxy | {base:,.0f} | 1.00 |", flush=True)
             for name, tree in trees:
                 port = free_port()
-                env = {**gateway_env(upstream, None), "GATEWAY_LISTEN": f"127.0.0.1:{port}"}
+                redis_url = None if redis is None else redis.url
+                env = {**gateway_env(upstream, redis_url), "GATEWAY_LISTEN": f"127.0.0.1:{port}"}
                 cmd = [sys.executable, "-m", "gateway", "run", "--config",
                        str(config_for(tmp, a.setup))]  # fmt: skip
                 started = time.monotonic()
@@ -142,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {a.setup} {name} ({tree}) | {ir:,.0f} | {base / ir:.2f} |"
                       f"  ({time.monotonic() - started:.0f} s)", flush=True)  # fmt: skip
         finally:
+            if redis is not None:
+                redis.stop()
             upstream.stop()
     return 0
 
