@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -46,8 +46,12 @@ log = get_logger("gateway.access")
 
 
 def _request_id(request: web.Request) -> str:
+    """The caller's ``X-Request-Id`` when well-formed, else 128 random bits in hex. A
+    correlation id, not a secret (a caller may choose its own): drawn from
+    ``random``, which Python reseeds in a forked worker, not from the kernel's
+    generator (a system call and a UUID object per call: 1.6 µs against 0.2)."""
     given = request.headers.get("X-Request-Id", "")
-    return given if GATEWAY_USER.match(given) else uuid.uuid4().hex
+    return given if GATEWAY_USER.match(given) else f"{random.getrandbits(128):032x}"
 
 
 def problem_response(request: web.Request, problem: Problem) -> web.Response:

@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.core.messages import Headers
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestInfo:
     request_id: str
     user: str | None = None
