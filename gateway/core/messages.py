@@ -30,6 +30,13 @@ def header_set(headers: Headers, name: str, value: str) -> Headers:
     return (*((k, v) for k, v in headers if k.lower() != lname), (name, value))
 
 
+def headers_set(headers: Headers, pairs: Headers) -> Headers:
+    """``headers`` with each name of ``pairs`` set to its value (earlier values of
+    those names dropped), in one pass; the pairs last, in their order."""
+    names = {k.lower() for k, _ in pairs}
+    return (*((k, v) for k, v in headers if k.lower() not in names), *pairs)
+
+
 def header_drop(headers: Headers, names: Iterable[str]) -> Headers:
     drop = {n.lower() for n in names}
     return tuple((k, v) for k, v in headers if k.lower() not in drop)
@@ -63,12 +70,16 @@ class OutboundRequest:
         """A copy with ``name`` set to ``value`` (earlier values dropped). Built by the
         constructor: ``dataclasses.replace`` walks the fields and costs twice as much,
         on every signed call (tests/core/test_messages.py keeps every other field)."""
+        return self.with_headers(((name, value),))
+
+    def with_headers(self, pairs: Headers) -> OutboundRequest:
+        """A copy with each name of ``pairs`` set to its value, in one pass."""
         return OutboundRequest(
             self.method,
             self.base_url,
             self.path,
             self.query,
-            header_set(self.headers, name, value),
+            headers_set(self.headers, pairs),
             self.body,
             self.streamed_body,
         )

@@ -23,7 +23,7 @@ from gateway.core.messages import (
     OutboundRequest,
     UpstreamReply,
     header_drop,
-    header_set,
+    headers_set,
 )
 from gateway.core.paths import UnsafePath, join_base, safe_subpath
 from gateway.errors import (
@@ -81,14 +81,13 @@ def build_request(
     length = request.content_length
     if length is not None and length > cfg.max_body_bytes:
         raise PayloadTooLarge(f"request body is over {cfg.max_body_bytes} bytes", upstream=cfg.name)
-    headers = forwardable_request_headers(request.headers.items())
     # Only codings the caller accepts and the gateway can decode for inspection.
     accept = upstream_accept_encoding(request.headers.get("Accept-Encoding"))
-    headers = header_set(headers, "Accept-Encoding", accept)
-    headers = (*headers, ("X-Request-Id", request[INFO].request_id))
+    own = [("Accept-Encoding", accept), ("X-Request-Id", request[INFO].request_id)]
     has_body = request.body_exists
     if has_body and length is not None:
-        headers = (*headers, ("Content-Length", str(length)))
+        own.append(("Content-Length", str(length)))
+    headers = headers_set(forwardable_request_headers(request.headers.items()), tuple(own))
     return OutboundRequest(
         method=request.method,
         base_url=cfg.host_url,

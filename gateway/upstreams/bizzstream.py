@@ -94,8 +94,8 @@ class BearerCredential:
         return status == 401  # token_expired is in the body
 
     def signed(self, request: OutboundRequest, token: Secret) -> OutboundRequest:
-        return request.with_header("Authorization", f"Bearer {token.reveal()}").with_header(
-            "environment-id", self.account
+        return request.with_headers(
+            (("Authorization", f"Bearer {token.reveal()}"), ("environment-id", self.account))
         )
 
     async def flow(self, request: OutboundRequest) -> Flow:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gateway.core.messages import OutboundRequest
+from gateway.core.messages import OutboundRequest, headers_set
 
 
 def test_with_header_keeps_every_other_field() -> None:
@@ -26,3 +26,18 @@ def test_with_header_keeps_every_other_field() -> None:
             assert getattr(copy, f.name) == getattr(request, f.name), f.name
             assert getattr(copy, f.name) != f.default, f"give {f.name} a non-default value"
     assert request.headers == (("Accept", "*/*"), ("authorization", "old"))  # unchanged
+
+
+def test_headers_set_replaces_every_value_of_each_name_in_one_pass() -> None:
+    headers = (("Accept", "a"), ("X-Request-Id", "caller"), ("accept-encoding", "br"), ("A", "1"))
+    out = headers_set(headers, (("Accept-Encoding", "gzip"), ("x-request-id", "ours")))
+    assert out == (
+        ("Accept", "a"),
+        ("A", "1"),
+        ("Accept-Encoding", "gzip"),
+        ("x-request-id", "ours"),
+    )
+    request = OutboundRequest("GET", "http://u", "/p", headers=headers)
+    pairs = (("X-Request-Id", "ours"), ("B", "2"))
+    assert request.with_headers(pairs).headers == headers_set(headers, pairs)
+    assert request.with_header("A", "9").headers[-1] == ("A", "9")
