@@ -70,6 +70,11 @@ async def read_body(request: web.Request, limit: int, name: str) -> bytes:
     declared = request.content_length
     if declared is not None:
         charge(declared)  # all of it up front: a refusal costs no reading
+    whole = _arrived_whole(request, limit, name)
+    if whole is not None:  # the body came with the head: no reading loop, no timer
+        if declared is None:
+            charge(len(whole))
+        return whole
     chunks = []
     size = 0
     timeout = config_of(request.app).server.body_timeout
@@ -79,4 +84,21 @@ async def read_body(request: web.Request, limit: int, name: str) -> bytes:
             charge(len(chunk))
         chunks.append(chunk)
     body = b"".join(chunks)  # the one copy; the chunks go with this frame
+    return body
+
+
+def _arrived_whole(request: web.Request, limit: int, name: str) -> bytes | None:
+    """The whole body when all of it is already buffered (a small body usually comes
+    in the same packets as the head), else None: it is read chunk by chunk."""
+    content = request.content
+    if not content.is_eof():
+        return None
+    try:
+        body = content.read_nowait(-1)  # raises the stream's error, as a read would
+    except (OSError, asyncio.IncompleteReadError, HttpProcessingError) as exc:
+        raise InvalidRequest(
+            "the request body could not be read (the caller broke it off)", upstream=name
+        ) from exc
+    if len(body) > limit:
+        raise PayloadTooLarge(f"request body is over {limit} bytes", upstream=name)
     return body
