@@ -31,6 +31,7 @@ are JSON lines too and are redacted as well.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -137,8 +138,13 @@ def _scrub(text: str, masker: SecretMasker | None) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=1024)  # log keys are few and fixed
+def _secret_key(key: str) -> bool:
+    return SECRET_KEYS.search(key) is not None
+
+
 def _redact(value: Any, masker: SecretMasker | None, key: str = "") -> Any:
-    if key and SECRET_KEYS.search(key) and not isinstance(value, bool | int | float | type(None)):
+    if key and _secret_key(key) and not isinstance(value, bool | int | float | type(None)):
         return REDACTED
     if isinstance(value, str):
         return _scrub(value, masker)
@@ -172,9 +178,28 @@ class SecretRedactor:
 
 
 def _redact_free_fields(event_dict: MutableMapping[str, Any], masker: SecretMasker | None) -> None:
-    for key, value in event_dict.items():
-        if key not in ACCESS_TRUSTED and value is not None:
-            event_dict[key] = _redact(value, masker, key)  # same keys: no resize
+    free = [(k, v) for k, v in event_dict.items() if k not in ACCESS_TRUSTED and v is not None]
+    if _all_clean(free, masker):
+        return
+    for key, value in free:
+        event_dict[key] = _redact(value, masker, key)  # same keys: no resize
+
+
+def _all_clean(free: list[tuple[str, Any]], masker: SecretMasker | None) -> bool:
+    """The common case in one pass: free fields that are plain strings under
+    ordinary keys, in which neither the masker nor a pattern's hint finds anything,
+    scanned joined (a NUL between them) instead of one by one. Whatever is found
+    (a match across two fields included) sends every field through the full
+    redaction, which decides field by field."""
+    values = []
+    for key, value in free:
+        if type(value) is not str or _secret_key(key):
+            return False
+        values.append(value)
+    joined = "\x00".join(values)
+    if masker is not None and masker.mask(joined) is not joined:
+        return False
+    return _SECRET_HINT.search(joined) is None
 
 
 class _UtcClock:

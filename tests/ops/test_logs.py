@@ -110,6 +110,31 @@ def test_the_request_line_scans_its_free_fields_only() -> None:
     assert redact(event="request", code="token=abc")["code"] == f"token={REDACTED}"
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "leak"),
+    [
+        ("path", "/x/psk-1234-abcd", "psk-1234-abcd"),  # the masker, in one field only
+        ("user", "token=u-secret", "u-secret"),  # a pattern, in one field only
+        ("request_id", "Bearer rid-secret", "rid-secret"),
+        ("method", "psk-1234-abcd", "psk-1234-abcd"),
+        ("password", "pw-secret", "pw-secret"),  # a secret-named key
+        ("later_bound", {"token": "nested-secret"}, "nested-secret"),  # not a string
+    ],
+)
+def test_one_secret_among_clean_free_fields_is_still_redacted(
+    field: str, value: Any, leak: str
+) -> None:
+    # The request line scans its free fields joined, in one pass, when all are clean.
+    masker = SecretMasker()
+    masker.remember_configured(["psk-1234-abcd"])
+    line = {"event": ACCESS_EVENT, "path": "/x/y", "user": "alice", "request_id": "rid-1",
+            "method": "GET", "status": 200, field: value}  # fmt: skip
+    out = SecretRedactor(masker)(None, "info", line)
+    assert leak not in json.dumps(out)
+    clean = SecretRedactor(masker)(None, "info", {"event": ACCESS_EVENT, "path": "/x/y"})
+    assert clean["path"] == "/x/y"
+
+
 def test_registered_config_secrets_are_masked_wherever_they_appear() -> None:
     masker = SecretMasker()
     masker.remember_configured(["psk-1234-abcd", "abc"])  # too short values are not registered
