@@ -1,10 +1,10 @@
 """Caller authentication and the users a caller may act for (``callers.tokens``).
 
 Every request's ``X-Gateway-User``, when sent, must be 1-128 printable ASCII
-characters (else 400 ``invalid_request``): ``gateway_user_middleware``, right
-inside the problem middleware, so it is checked before anything else about the
-request. It becomes the request's user (the access log's ``user``, bound on
-every line logged while serving the request).
+characters (else 400 ``invalid_request``): :func:`check_gateway_user`, the
+first check the problem middleware runs, before anything else about the
+request. It becomes the request's user (the access log's ``user``, and on every
+line logged while serving the request).
 
 When ``callers.tokens`` is configured, every request but the open reserved
 paths (``gateway/core/reserved.py``: the health paths, the browsers' onboarding
@@ -19,7 +19,6 @@ of them (else 401 ``caller_unauthorized``). The matching
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -30,7 +29,6 @@ from gateway.errors import CallerForbidden, CallerUnauthorized, InvalidRequest
 from gateway.server.keys import config_of
 from gateway.server.requestinfo import INFO
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CALLER = web.RequestKey("gateway_caller", CallerToken)
 
 
@@ -54,12 +52,6 @@ def require_user(request: web.Request, user: str) -> CallerToken | None:
             f"the caller {caller.name!r} may not act for the user {user!r} (callers.tokens[].users)"
         )
     return caller
-
-
-@web.middleware
-async def gateway_user_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    check_gateway_user(request)
-    return await handler(request)
 
 
 def check_gateway_user(request: web.Request) -> None:

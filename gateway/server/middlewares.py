@@ -1,22 +1,22 @@
-"""The middleware stack, written once in :data:`MIDDLEWARES` (outermost first).
+"""The middleware stack, written once in :data:`MIDDLEWARES`: one middleware.
 
-1. ``problem_middleware`` — outermost. Gives every request its id, turns every
-   exception into an RFC 9457 problem (an unexpected one becomes a 500 that
-   names only the request id; the traceback goes to the log), and records the
-   outcome: one canonical log line and the request metrics.
-2. ``checks_middleware`` — the request's own checks, in this order, as plain
-   calls (one middleware layer, not three: each layer is one more coroutine
-   frame that every resumption of the call passes through):
+The envelope (``problem_middleware``, made by :func:`envelope`) gives every
+request its id, turns every exception into an RFC 9457 problem (an unexpected
+one becomes a 500 that names only the request id; the traceback goes to the
+log), and records the outcome: one canonical log line and the request metrics.
+Inside it, before the handler, the request's own checks run as plain calls, in
+this order (one layer, not one per check: each layer is one more coroutine
+frame that every resumption of the call passes through):
 
-   a. ``check_gateway_user`` (``caller_auth.py``) — refuses a malformed
-      ``X-Gateway-User`` (400) before anything else is looked at, and makes it
-      the request's user (``gateway_user_middleware`` alone in the
-      :data:`ENVELOPE` of the onboarding callbacks' listener);
-   b. ``check_framing`` (``framing.py``) — refuses an ``Expect`` other than
-      ``100-continue`` (417) and a transfer coding other than ``chunked`` (501);
-   c. ``check_caller`` (``caller_auth.py``) — checks the caller's own credential
-      when ``callers.tokens`` is configured, and that it may act for the
-      ``X-Gateway-User`` it sends. Health paths stay open.
+a. ``check_gateway_user`` (``caller_auth.py``) — refuses a malformed
+   ``X-Gateway-User`` (400) before anything else is looked at, and makes it the
+   request's user (the only check of the :data:`ENVELOPE` of the onboarding
+   callbacks' listener);
+b. ``check_framing`` (``framing.py``) — refuses an ``Expect`` other than
+   ``100-continue`` (417) and a transfer coding other than ``chunked`` (501);
+c. ``check_caller`` (``caller_auth.py``) — checks the caller's own credential
+   when ``callers.tokens`` is configured, and that it may act for the
+   ``X-Gateway-User`` it sends. Health paths stay open.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from gateway.core.reserved import QUIET
 from gateway.errors import GatewayError
 from gateway.logs import CURRENT_REQUEST, RequestScope, get_logger, log_access
 from gateway.metrics import child, method_label
-from gateway.server.caller_auth import check_caller, check_gateway_user, gateway_user_middleware
+from gateway.server.caller_auth import check_caller, check_gateway_user
 from gateway.server.framing import check_framing
 from gateway.server.keys import CONFIG, MASKER, METRICS
 from gateway.server.requestinfo import INFO, RequestInfo
@@ -87,35 +87,47 @@ CLIENT_DISCONNECTED = "client_disconnected"
 STREAM_BROKEN = "upstream_error"
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    info = RequestInfo(request_id=_request_id(request))
-    request[INFO] = info
-    code, status = "ok", 500
-    # Every line logged while serving the request carries its id, user and
-    # upstream, and is masked with this app's masker, whatever other app shares
-    # the process (gateway/logs.py); reset when it ends.
-    scope = CURRENT_REQUEST.set(RequestScope(info, request.app.get(MASKER)))
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except asyncio.CancelledError:
-        # The caller went away (aiohttp cancels the handler): nothing to answer.
-        code, status = CLIENT_DISCONNECTED, 499
-        raise
-    except Exception as exc:
-        if info.streaming:  # headers are out: the caller must see a broken reply
-            code, status = _stream_failure(info, exc)
+Check = Callable[[web.Request], None]
+
+
+def envelope(checks: tuple[Check, ...]) -> Middleware:
+    """The outermost middleware, running ``checks`` (plain calls) inside it before
+    the handler: one layer, not one per check (every layer is one more coroutine
+    frame each resumption of the call passes through)."""
+
+    @web.middleware
+    async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        info = RequestInfo(request_id=_request_id(request))
+        request[INFO] = info
+        code, status = "ok", 500
+        # Every line logged while serving the request carries its id, user and
+        # upstream, and is masked with this app's masker, whatever other app shares
+        # the process (gateway/logs.py); reset when it ends.
+        scope = CURRENT_REQUEST.set(RequestScope(info, request.app.get(MASKER)))
+        try:
+            for check in checks:
+                check(request)
+            response = await handler(request)
+            status = response.status
+            return response
+        except asyncio.CancelledError:
+            # The caller went away (aiohttp cancels the handler): nothing to answer.
+            code, status = CLIENT_DISCONNECTED, 499
             raise
-        problem = _to_problem(info, exc)
-        code, status = problem.code, problem.http_status
-        return problem_response(request, problem)
-    finally:
-        info.code = code
-        _record(request, info, status, code, time.perf_counter() - started)
-        CURRENT_REQUEST.reset(scope)
+        except Exception as exc:
+            if info.streaming:  # headers are out: the caller must see a broken reply
+                code, status = _stream_failure(info, exc)
+                raise
+            problem = _to_problem(info, exc)
+            code, status = problem.code, problem.http_status
+            return problem_response(request, problem)
+        finally:
+            info.code = code
+            _record(request, info, status, code, time.perf_counter() - started)
+            CURRENT_REQUEST.reset(scope)
+
+    return problem_middleware
 
 
 def _to_problem(info: RequestInfo, exc: Exception) -> Problem:
@@ -201,19 +213,11 @@ def _record(
     )
 
 
-@web.middleware
-async def checks_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    check_gateway_user(request)
-    check_framing(request)
-    check_caller(request)
-    return await handler(request)
-
-
 # The request's envelope (its id, its problem, its user): the onboarding callbacks'
 # listener has it alone; the gateway's app has the envelope's first layer and then
 # all the checks in one.
-ENVELOPE: tuple[Middleware, ...] = (problem_middleware, gateway_user_middleware)
-MIDDLEWARES: tuple[Middleware, ...] = (problem_middleware, checks_middleware)
+ENVELOPE: tuple[Middleware, ...] = (envelope((check_gateway_user,)),)
+MIDDLEWARES: tuple[Middleware, ...] = (envelope((check_gateway_user, check_framing, check_caller)),)
 
 
 def gateway_app(

@@ -126,7 +126,10 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
     gauge.inc()
     state.inflight = inflight + 1
     try:
-        async with guarded(state.breakers.get(name), info):  # an open circuit: 503 at once
+        breaker = state.breakers.get(name)
+        if breaker is None:  # no circuit configured: no context manager per call
+            return await _proxy(request, upstream, sub)
+        async with guarded(breaker, info):  # an open circuit: 503 at once
             return await _proxy(request, upstream, sub)
     finally:
         gauge.dec()
