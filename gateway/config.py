@@ -10,6 +10,7 @@ raises one :class:`ConfigError` carrying every one.
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -69,12 +70,13 @@ class UpstreamConfig:
     circuit: CircuitPolicy | None = None  # None: no circuit breaker (docs/operations.md)
     retry: RetryPolicy | None = None  # None: never resent (docs/operations.md, Retries)
 
-    @property
+    # Computed once per config object (read on every call; the config is frozen).
+    @functools.cached_property
     def host_url(self) -> str:
         url = URL(self.base_url)
         return str(url.origin())
 
-    @property
+    @functools.cached_property
     def base_path(self) -> str:
         return URL(self.base_url).raw_path.rstrip("/")
 

@@ -62,23 +62,25 @@ def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
     return names
 
 
+NEVER_FORWARDED = HOP_BY_HOP | CALLER_ONLY | REWRITING
+
+
 def forwardable_request_headers(headers: Iterable[tuple[str, str]]) -> Headers:
-    items = list(headers)
-    named = connection_tokens(items)
-    kept = []
-    for key, value in items:
-        lower = key.lower()
-        if (
-            lower in HOP_BY_HOP
-            or lower in CALLER_ONLY
-            or lower in REWRITING
-            or lower in named
-            or lower.startswith("proxy-")
-            or lower.startswith("x-gateway-")
-        ):
-            continue
-        kept.append((key, value))
-    return tuple(kept)
+    """The caller's headers that go upstream: not hop-by-hop (nor named in
+    ``Connection``), not the caller's own credentials, not rewriting, not
+    ``Proxy-*`` or ``X-Gateway-*``. Each name is lowered once."""
+    items = [(key, key.lower(), value) for key, value in headers]
+    named: set[str] = set()
+    for _, lower, value in items:
+        if lower == "connection":
+            named.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return tuple(
+        (key, value)
+        for key, lower, value in items
+        if lower not in NEVER_FORWARDED
+        and lower not in named
+        and not lower.startswith(("proxy-", "x-gateway-"))
+    )
 
 
 # Reply headers the gateway sets itself or that describe the upstream connection.

@@ -33,9 +33,12 @@ async def expect_handler(request: web.Request) -> None:
 def check_framing(request: web.Request) -> None:
     """417 for an ``Expect`` other than ``100-continue``, 501 for a transfer coding
     other than ``chunked``."""
-    if "Expect" in request.headers and not _expects_continue(request):
+    headers = request.headers
+    if "Expect" in headers and not _expects_continue(request):
         # The value is not echoed: it may hold any byte.
         raise ExpectationFailed("the only expectation the gateway supports is 100-continue")
+    if "Transfer-Encoding" not in headers:  # most requests: nothing more to look at
+        return
     codings = [
         coding.strip().lower()
         for value in request.headers.getall("Transfer-Encoding", ())
