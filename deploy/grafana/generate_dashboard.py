@@ -394,6 +394,15 @@ def build() -> dict[str, Any]:
           "gen {{generation}}")],
         unit="ops", w=6,
     )  # fmt: skip
+    g.panel(
+        "timeseries", "Worker restarts, per replica",
+        "Worker processes the supervisor restarted after they died (server.workers > 1 "
+        "only; empty with one worker). Each death is a worker_died log line with its exit "
+        "code; several in 15 minutes fire GatewayWorkersRestarting.",
+        [(f"sum by (instance) (increase(gateway_worker_restarts_total{{{J}}}[{RI}]))",
+          "{{instance}}")],
+        unit="short", w=24, h=6, no_value="0 (one worker, or none died)",
+    )  # fmt: skip
 
     return {
         "title": "API gateway sidecar",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from gateway.metrics import create_metrics
+from gateway.server.pod_metrics import PodCollector
+from gateway.server.workers import write_status
 from tests.ops import expressions as ex
 from tests.ops.support import DEPLOY
 
@@ -35,8 +39,15 @@ def exported_names() -> set[str]:
     """Every sample name the gateway can export (histogram parts included)."""
     registry = CollectorRegistry()
     create_metrics(registry)
+    # With workers > 1 the supervisor's collector adds the pod's families.
+    with tempfile.TemporaryDirectory() as pod_dir:
+        status = {"workers": 2, "ready": 2, "restarts": 0, "supervisor": os.getpid(),
+                  "pids": [], "reaped_cpu": 0.0}  # fmt: skip
+        write_status(pod_dir, status)
+        registry.register(PodCollector(pod_dir))
+        families = list(registry.collect())
     names = set()
-    for family in registry.collect():
+    for family in families:
         names.add(family.name)
         for suffix in ("_total", "_bucket", "_sum", "_count", "_created", "_info"):
             names.add(family.name + suffix)
@@ -77,6 +88,7 @@ def test_every_topic_of_the_issue_has_a_panel() -> None:
     assert has("process_resident_memory_bytes")
     assert has("process_open_fds", "process_max_fds")
     assert has("python_gc_collections_total", "generation")
+    assert has("increase(gateway_worker_restarts_total")  # workers > 1: restarts
     rows = [p["title"] for p in _dashboard()["panels"] if p["type"] == "row"]
     assert "Process" in rows
 

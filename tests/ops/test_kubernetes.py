@@ -129,11 +129,40 @@ def _pod_env() -> dict[str, str]:
     return out
 
 
-def test_the_mounted_config_loads_under_the_pods_environment(tmp_path: Path) -> None:
+def _config_mount(pod: dict[str, Any]) -> dict[str, Any]:
+    configmaps = {v["name"] for v in pod["volumes"] if "configMap" in v}
+    (mount,) = [m for m in _gateway(pod)["volumeMounts"] if m["name"] in configmaps]
+    return mount
+
+
+def test_the_sidecar_can_run_workers_on_its_read_only_root() -> None:
+    """GATEWAY_WORKERS=auto follows limits.cpu; with workers > 1 the supervisor makes
+    the pod's metric directory (PROMETHEUS_MULTIPROC_DIR) with tempfile under TMPDIR
+    or /tmp, which a read-only root filesystem only allows on a writable volume."""
     pod = _app()["spec"]["template"]["spec"]
     gateway = _gateway(pod)
+    env = _pod_env()
+    assert env["GATEWAY_WORKERS"] == "auto"
+    # The shipped 1-CPU limit gives one worker: a sidecar serves one app.
+    assert gateway["resources"]["limits"]["cpu"] == "1"
+    assert gateway["securityContext"]["readOnlyRootFilesystem"] is True
+    tmp = env.get("TMPDIR", "/tmp")
+    mounts = {m["mountPath"]: m for m in gateway["volumeMounts"]}
+    assert tmp in mounts, f"no writable volume at {tmp}: workers > 1 cannot start"
+    mount = mounts[tmp]
+    assert not mount.get("readOnly")
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert "emptyDir" in volume, volume
+    assert {m["name"] for m in gateway["volumeMounts"]} == {
+        _config_mount(pod)["name"],
+        mount["name"],
+    }
+
+
+def test_the_mounted_config_loads_under_the_pods_environment(tmp_path: Path) -> None:
+    pod = _app()["spec"]["template"]["spec"]
     configmap = _find("ConfigMap", "gateway-config")
-    (mount,) = gateway["volumeMounts"]
+    mount = _config_mount(pod)
     (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
     assert volume["configMap"]["name"] == "gateway-config" and mount["readOnly"]
     env = _pod_env()
@@ -216,7 +245,7 @@ def test_image_env_pod_env_and_configmap_together_keep_the_proxy_on_loopback(
     env = {**image_env, **_pod_env()}
     pod = _app()["spec"]["template"]["spec"]
     gateway = _gateway(pod)
-    (mount,) = gateway["volumeMounts"]
+    mount = _config_mount(pod)
     assert env["GATEWAY_CONFIG"] == f"{mount['mountPath']}/gateway.yaml"
     path = tmp_path / "gateway.yaml"
     path.write_text(_find("ConfigMap", "gateway-config")["data"]["gateway.yaml"])

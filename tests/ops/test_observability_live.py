@@ -1,8 +1,9 @@
 """Metrics, dashboards and rules against real processes (issue 6, parts 1, 3 and 4).
 
 Two real gateway processes (one healthy on a real Redis; one with Redis
-unreachable and wrong Beeswax/StreamOne credentials) are scraped every second
-by a real Prometheus (Debian's ``prometheus``) that loads the shipped rules.
+unreachable and wrong Beeswax/StreamOne credentials, run with two workers) are
+scraped every second by a real Prometheus (Debian's ``prometheus``) that loads
+the shipped rules.
 Test traffic reaches all four upstreams in two rounds with scrapes in between,
 so every counter moves between two samples. Then:
 
@@ -97,9 +98,15 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         healthy = launch_gateway(gateway_env(standins, redis_url), config)
         cleanup.callback(healthy.stop)
         dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+        # Two workers (the supervisor answers /metrics for the pod): the families
+        # exported only with workers > 1 (gateway_worker_restarts_total, behind
+        # GatewayWorkersRestarting and a panel) exist, so their expressions are checked too.
         degraded = launch_gateway(
-            gateway_env(standins, dead_redis, BEESWAX_PASSWORD="wrong", STREAMONE_PSK="wrong-psk")
-        )
+            gateway_env(
+                standins, dead_redis, BEESWAX_PASSWORD="wrong", STREAMONE_PSK="wrong-psk",
+                GATEWAY_WORKERS="2",
+            )
+        )  # fmt: skip
         cleanup.callback(degraded.stop)
         prom = None
         binary = _prometheus_binary()
