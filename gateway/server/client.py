@@ -320,6 +320,9 @@ class UpstreamClient:
                 f"{self.cfg.name} sent no reply data for {self.cfg.idle_timeout:g}s",
                 upstream=self.cfg.name,
             ) from exc
+        except asyncio.CancelledError:
+            resp.close()  # the caller left mid-read: the connection (and its pool slot) goes
+            raise
         except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
             resp.close()
             raise self._failed(

@@ -9,6 +9,7 @@ into a 503 ``connection pool exhausted``: the last call here would fail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,58 @@ async def test_a_slot_given_back_goes_to_the_first_waiter_and_a_timed_out_wait_l
     with pytest.raises(asyncio.CancelledError):
         await late
     assert gate.in_use == 0
+
+
+async def _slow_error(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A 500 whose JSON body stops after its first byte (and a 200 for anything else)."""
+    with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if b"slowerr" in head.split(b"\r\n", 1)[0]:
+                writer.write(b"HTTP/1.1 500 Oops\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 100\r\n\r\n{")  # fmt: skip
+                await writer.drain()
+                await asyncio.sleep(5)
+                return
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+            )
+            await writer.drain()
+    writer.close()
+
+
+async def test_a_caller_leaving_while_an_error_body_is_read_gives_the_slot_back(
+    aiohttp_client: Any, fresh_standins: Standins, tmp_path: Path
+) -> None:
+    # Found by review: the error body's read was cancelled with the caller, the
+    # reply was never closed, and its connection (with the only slot) was lost.
+    server = await asyncio.start_server(_slow_error, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        path = write_config(
+            tmp_path,
+            lambda d: d["upstreams"]["bizzstream"].update(
+                base_url=f"http://127.0.0.1:{port}",
+                pool_size=1,
+                timeouts={"pool": "200ms", "head": "1s", "idle": "3s"},
+                auth={
+                    "token": "${BIZZSTREAM_TOKEN}",
+                    "environment_id": "${BIZZSTREAM_ENVIRONMENT_ID}",
+                },
+            ),
+        )
+        client = await aiohttp_client(create_app(make_config(fresh_standins, path)))
+        gate = client.server.app[STATE].upstreams["bizzstream"].client.gate
+        task = asyncio.create_task(client.get("/bizzstream/slowerr"))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for _ in range(50):
+            if gate.in_use == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert gate.in_use == 0
+        assert (await client.get("/bizzstream/ok")).status == 200
+    finally:
+        server.close()
