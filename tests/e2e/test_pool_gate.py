@@ -106,22 +106,37 @@ async def test_a_slot_given_back_goes_to_the_first_waiter_and_a_timed_out_wait_l
     assert gate.in_use == 0
 
 
-async def _slow_error(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A 500 whose JSON body stops after its first byte (and a 200 for anything else)."""
-    with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            if b"slowerr" in head.split(b"\r\n", 1)[0]:
-                writer.write(b"HTTP/1.1 500 Oops\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: 100\r\n\r\n{")  # fmt: skip
+class _SlowError:
+    """A raw upstream: a 500 whose JSON body stops after its first byte (and a 200
+    for anything else). Every connection is closed when the test ends."""
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def close(self) -> None:
+        self.done.set()
+        for writer in self.writers:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while not self.done.is_set():
+                head = await reader.readuntil(b"\r\n\r\n")
+                if b"slowerr" in head.split(b"\r\n", 1)[0]:
+                    writer.write(b"HTTP/1.1 500 Oops\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: 100\r\n\r\n{")  # fmt: skip
+                    await writer.drain()
+                    await self.done.wait()  # stalls until the test ends
+                    break
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+                )
                 await writer.drain()
-                await asyncio.sleep(5)
-                return
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
-            )
-            await writer.drain()
-    writer.close()
+        writer.close()
 
 
 async def test_a_caller_leaving_while_an_error_body_is_read_gives_the_slot_back(
@@ -129,7 +144,8 @@ async def test_a_caller_leaving_while_an_error_body_is_read_gives_the_slot_back(
 ) -> None:
     # Found by review: the error body's read was cancelled with the caller, the
     # reply was never closed, and its connection (with the only slot) was lost.
-    server = await asyncio.start_server(_slow_error, "127.0.0.1", 0)
+    upstream = _SlowError()
+    server = await asyncio.start_server(upstream.serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
         path = write_config(
@@ -159,3 +175,5 @@ async def test_a_caller_leaving_while_an_error_body_is_read_gives_the_slot_back(
         assert (await client.get("/bizzstream/ok")).status == 200
     finally:
         server.close()
+        await upstream.close()
+        await server.wait_closed()
