@@ -203,8 +203,9 @@ def _all_clean(free: list[tuple[str, Any]], masker: SecretMasker | None) -> bool
 
 
 class _UtcClock:
-    """ISO 8601 UTC with microseconds, as structlog's ``TimeStamper(fmt="iso",
-    utc=True)`` writes it; the date and time of day formatted once per second."""
+    """ISO 8601 UTC with microseconds, like structlog's ``TimeStamper(fmt="iso",
+    utc=True)``, but always six digits (structlog drops a zero fraction) and
+    truncated (structlog rounds); the date and time of day formatted once per second."""
 
     __slots__ = ("_prefix", "_second")
 
@@ -243,9 +244,10 @@ class AccessWriter:
         return structlog.get_config()["processors"] is chain and chain[-1] is self._renderer
 
     def write(self, fields: dict[str, Any]) -> None:
-        _redact_free_fields(fields, _current_masker(self.masker))
         fields["event"] = "request"
         structlog.contextvars.merge_contextvars(None, "info", fields)
+        # after the merge, as in the chain: a bound field is a free field too
+        _redact_free_fields(fields, _current_masker(self.masker))
         fields["level"] = "info"
         fields["timestamp"] = self._clock.now()
         line = dumps_str(fields) + "\n"
