@@ -186,16 +186,20 @@ def _redact_free_fields(event_dict: MutableMapping[str, Any], masker: SecretMask
 
 
 def _all_clean(free: list[tuple[str, Any]], masker: SecretMasker | None) -> bool:
-    """The common case in one pass: free fields that are plain strings under
-    ordinary keys, in which neither the masker nor a pattern's hint finds anything,
-    scanned joined (a NUL between them) instead of one by one. Whatever is found
+    """The common case in one pass: free fields that are plain strings (or numbers,
+    such as the bound ``worker``) under ordinary keys, in which neither the masker
+    nor a pattern's hint finds anything, scanned joined (a NUL between them)
+    instead of one by one. Whatever is found
     (a match across two fields included) sends every field through the full
     redaction, which decides field by field."""
     values = []
     for key, value in free:
-        if type(value) is not str or _secret_key(key):
+        if _secret_key(key):
             return False
-        values.append(value)
+        if type(value) is str:
+            values.append(value)
+        elif type(value) not in (int, float, bool):  # a number passes _redact unchanged
+            return False
     joined = "\x00".join(values)
     if masker is not None and masker.mask(joined) is not joined:
         return False
