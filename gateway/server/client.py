@@ -177,33 +177,28 @@ class UpstreamClient:
         try:
             if not gate.try_take():
                 await self._wait_for_slot(deadline)
-        except BaseException:
-            self._duration.observe(time.perf_counter() - started)
-            raise
-        try:
-            async with asyncio.timeout_at(deadline):
-                resp = await self.session.request(
-                    request.method,
-                    URL(request.url, encoded=True),
-                    headers=list(request.headers),
-                    data=data,
-                    allow_redirects=False,
-                )
-        except BaseException as exc:
-            gate.release()
-            self._duration.observe(time.perf_counter() - started)
-            if isinstance(exc, GatewayError) or not isinstance(exc, Exception):
-                raise
-            if isinstance(exc, TimeoutError):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    resp = await self.session.request(
+                        request.method,
+                        URL(request.url, encoded=True),
+                        headers=list(request.headers),
+                        data=data,
+                        allow_redirects=False,
+                    )
+            except BaseException as exc:
+                gate.release()  # the send failed: its slot goes back at once
+                if isinstance(exc, GatewayError) or not isinstance(exc, Exception):
+                    raise
+                # The caller's streamed body failed (over the limit, or broken off):
+                # aiohttp wraps the generator's error; that error is the real answer.
+                cause = exc.__cause__ or exc.__context__
+                if not isinstance(exc, TimeoutError) and isinstance(cause, GatewayError):
+                    raise cause from None
                 raise self._translate(exc) from exc
-            # The caller's streamed body failed (over the limit, or broken off):
-            # aiohttp wraps the generator's error; that error is the real answer.
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, GatewayError):
-                raise cause from None
-            raise self._translate(exc) from exc
+        finally:
+            self._duration.observe(time.perf_counter() - started)
         gate.hold_until_released(resp)
-        self._duration.observe(time.perf_counter() - started)
         return resp
 
     async def _wait_for_slot(self, deadline: float) -> None:
