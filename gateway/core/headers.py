@@ -12,7 +12,7 @@ some upstream frameworks execute another method, path or host
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from gateway.core.messages import Headers
 
@@ -54,11 +54,16 @@ REWRITING = frozenset(
 )
 
 
+def _connection_names(value: str) -> Iterator[str]:
+    """The field names one ``Connection`` value lists, lowered."""
+    return (token.strip().lower() for token in value.split(",") if token.strip())
+
+
 def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
     names: set[str] = set()
     for key, value in headers:
         if key.lower() == "connection":
-            names.update(token.strip().lower() for token in value.split(",") if token.strip())
+            names.update(_connection_names(value))
     return names
 
 
@@ -73,7 +78,7 @@ def forwardable_request_headers(headers: Iterable[tuple[str, str]]) -> Headers:
     named: set[str] = set()
     for _, lower, value in items:
         if lower == "connection":
-            named.update(token.strip().lower() for token in value.split(",") if token.strip())
+            named.update(_connection_names(value))
     return tuple(
         (key, value)
         for key, lower, value in items

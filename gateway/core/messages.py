@@ -26,8 +26,7 @@ def header_all(headers: Headers, name: str) -> list[str]:
 
 
 def header_set(headers: Headers, name: str, value: str) -> Headers:
-    lname = name.lower()
-    return (*((k, v) for k, v in headers if k.lower() != lname), (name, value))
+    return headers_set(headers, ((name, value),))
 
 
 def headers_set(headers: Headers, pairs: Headers) -> Headers:
