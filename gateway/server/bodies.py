@@ -38,13 +38,10 @@ def caller_body(
                     f"the request body did not arrive within {timeout:g}s", upstream=name
                 ) from None
             except (OSError, asyncio.IncompleteReadError, HttpProcessingError) as exc:
-                raise InvalidRequest(
-                    "the request body could not be read (the caller broke it off)",
-                    upstream=name,
-                ) from exc
+                raise _broken(name) from exc
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(f"request body is over {limit} bytes", upstream=name)
+                raise _too_large(limit, name)
             yield chunk
 
     return gen()
@@ -96,9 +93,17 @@ def _arrived_whole(request: web.Request, limit: int, name: str) -> bytes | None:
     try:
         body = content.read_nowait(-1)  # raises the stream's error, as a read would
     except (OSError, asyncio.IncompleteReadError, HttpProcessingError) as exc:
-        raise InvalidRequest(
-            "the request body could not be read (the caller broke it off)", upstream=name
-        ) from exc
+        raise _broken(name) from exc
     if len(body) > limit:
-        raise PayloadTooLarge(f"request body is over {limit} bytes", upstream=name)
+        raise _too_large(limit, name)
     return body
+
+
+def _broken(name: str) -> InvalidRequest:
+    return InvalidRequest(
+        "the request body could not be read (the caller broke it off)", upstream=name
+    )
+
+
+def _too_large(limit: int, name: str) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body is over {limit} bytes", upstream=name)
