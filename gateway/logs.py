@@ -262,6 +262,30 @@ class AccessWriter:
 
 
 _STDOUT = sys.stdout  # as structlog's PrintLogger compares it
+
+
+class LineLogger:
+    """structlog's ``PrintLogger`` (it follows ``sys.stdout`` when given the
+    process's stdout, so a captured stdout works), except that each line, message
+    and newline, is one write: ``print()`` writes them apart, and a message over
+    the text buffer's 8 KiB (a traceback) went out on its own, so that with
+    several worker processes on one stdout another process's line could land
+    between it and its newline, breaking both lines."""
+
+    def __init__(self, file: TextIO) -> None:
+        self._file: TextIO | None = None if file is _STDOUT else file
+
+    def msg(self, message: str) -> None:
+        file = sys.stdout if self._file is None else self._file
+        with _LINE_LOCK:
+            file.write(message + "\n")
+            file.flush()
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+_LINE_LOCK = threading.Lock()  # one line at a time within the process
 _ACCESS: list[AccessWriter | None] = [None]  # set by configure_logging
 
 
@@ -327,10 +351,11 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     chain = [*shared, structlog.processors.format_exc_info, redactor, renderer]
+    out = sys.stdout
     structlog.configure(
         processors=chain,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=lambda *args: LineLogger(out),
         cache_logger_on_first_use=cache_loggers,
     )
     fast = not use_console and numeric <= logging.INFO

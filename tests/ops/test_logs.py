@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -19,6 +20,7 @@ from gateway.core.secrets import SecretMasker
 from gateway.logs import (
     ACCESS_EVENT,
     REDACTED,
+    LineLogger,
     SecretRedactor,
     configure_logging,
     log_access,
@@ -297,3 +299,27 @@ def test_the_request_line_goes_through_structlog_when_its_chain_is_changed(
     configure_logging("warning", "json")
     log_access(**ACCESS_FIELDS)  # below the level: no line
     assert capsys.readouterr().out == ""
+
+
+class _Writes(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def write(self, s: str) -> int:
+        self.calls.append(s)
+        return super().write(s)
+
+
+def test_a_long_line_and_its_newline_are_one_write(
+    clean_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # print() wrote the message and its newline apart: with several worker processes
+    # on one stdout, another process's line could land between them.
+    out = _Writes()
+    monkeypatch.setattr(sys, "stdout", out)
+    configure_logging("info", "json")  # its loggers write to the stdout of the moment
+    assert isinstance(structlog.get_config()["logger_factory"](), LineLogger)
+    structlog.get_logger("gateway.test").error("boom", detail="x" * 20_000)
+    (call,) = out.calls
+    assert call.endswith("\n") and json.loads(call)["detail"] == "x" * 20_000
